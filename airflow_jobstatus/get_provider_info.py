@@ -1,0 +1,90 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+
+
+def _str_field(label: str, description: str = "", default: Any = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if default is not None:
+        schema["default"] = default
+    field: dict[str, Any] = {"label": label, "schema": schema}
+    if description:
+        field["description"] = description
+    return field
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-jobstatus",
+        "name": "Job Status (Dataproc, Dataflow, Vertex AI, Huawei CDM, DLI)",
+        "description": "Hooks, sensors, triggers and operators that wait on cloud jobs with one normalized state model.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "airflow-jobstatus",
+                "external-doc-url": "https://pypi.org/project/airflow-jobstatus/",
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "airflow-jobstatus",
+                "python-modules": [f"airflow_jobstatus.hooks.{s}" for s in _SERVICES]
+                + ["airflow_jobstatus.hooks.huaweicloud"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "airflow-jobstatus",
+                "python-modules": [f"airflow_jobstatus.sensors.{s}" for s in _SERVICES],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "airflow-jobstatus",
+                "python-modules": ["airflow_jobstatus.triggers.job_status"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "airflow-jobstatus",
+                "python-modules": ["airflow_jobstatus.operators.cdm", "airflow_jobstatus.operators.dli"],
+            }
+        ],
+        "extra-links": [
+            "airflow_jobstatus.links.CdmJobLink",
+            "airflow_jobstatus.links.DliJobLink",
+            "airflow_jobstatus.links.DataprocJobLink",
+            "airflow_jobstatus.links.DataflowJobLink",
+            "airflow_jobstatus.links.VertexAIJobLink",
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_jobstatus.hooks.huaweicloud.HuaweiCloudHook",
+                "hook-name": "Huawei Cloud",
+                "connection-type": "huaweicloud",
+                "conn-fields": {
+                    "region": _str_field("Region", "e.g. cn-north-4"),
+                    "project_id": _str_field("Project ID", "Required: the project the jobs live in."),
+                    "endpoint": _str_field(
+                        "Endpoint", "Overrides every service's endpoint; http:// allowed."
+                    ),
+                    "cdm_endpoint": _str_field("CDM endpoint", "Overrides the CDM endpoint only."),
+                    "dli_endpoint": _str_field("DLI endpoint", "Overrides the DLI endpoint only."),
+                    "verify_ssl": {
+                        "label": "Verify SSL",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "security_token": _str_field("Security token", "For temporary AK/SK credentials."),
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "extra"],
+                    "relabeling": {"login": "Access Key (AK)", "password": "Secret Key (SK)"},
+                    "placeholders": {"login": "AK", "password": "SK"},
+                },
+            }
+        ],
+    }

@@ -1,0 +1,71 @@
+"""The contract every service hook follows, and the lazy service → hook registry the trigger uses."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.states import SERVICES, JobStatus
+
+#: Where each service's hook lives; imported only when that service is used.
+HOOK_CLASS_PATHS: dict[str, str] = {
+    "dataproc": "airflow_jobstatus.hooks.dataproc.DataprocJobHook",
+    "dataflow": "airflow_jobstatus.hooks.dataflow.DataflowJobHook",
+    "vertex_ai": "airflow_jobstatus.hooks.vertex_ai.VertexAIJobHook",
+    "cdm": "airflow_jobstatus.hooks.cdm.CdmJobHook",
+    "dli": "airflow_jobstatus.hooks.dli.DliJobHook",
+}
+
+DEFAULT_CALL_TIMEOUT = 30.0
+
+
+class JobStatusHook(BaseHook):
+    """Reads one job's state as a JobStatus, synchronously or without blocking the event loop.
+
+    Subclasses set ``service``, ``conn_name_attr`` and ``default_conn_name`` and implement
+    ``get_status``/``aget_status`` taking the service's job reference as keyword arguments.
+    """
+
+    service: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, timeout: float = DEFAULT_CALL_TIMEOUT, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        self.timeout = float(timeout)
+
+    def get_status(self, **job_ref: Any) -> JobStatus:
+        raise NotImplementedError
+
+    async def aget_status(self, **job_ref: Any) -> JobStatus:
+        raise NotImplementedError
+
+
+def hook_class(service: str) -> type[JobStatusHook]:
+    """The hook class for ``service``, imported on first use."""
+    try:
+        path = HOOK_CLASS_PATHS[service]
+    except KeyError:
+        raise ConfigurationError(
+            f"Unknown service {service!r}. Valid services: {', '.join(SERVICES)}."
+        ) from None
+    module_name, _, class_name = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_hook(service: str, conn_id: str | None = None, **kwargs: Any) -> JobStatusHook:
+    """Build the hook for ``service`` on connection ``conn_id`` (the service's default when None)."""
+    return hook_class(service)(conn_id, **kwargs)
+
+
+def require_job_id(value: Any, name: str = "job_id") -> str:
+    """Reject an empty or blank job identifier with a clear message."""
+    if value is None or not str(value).strip():
+        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
+    return str(value).strip()
