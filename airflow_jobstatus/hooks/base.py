@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
@@ -40,11 +41,19 @@ class JobStatusHook(BaseHook):
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         self.timeout = float(timeout)
 
-    def get_status(self, **job_ref: Any) -> JobStatus:
-        raise NotImplementedError
+    # Each service declares these with its own job-reference keywords (see docs/architecture.md).
+    get_status: Callable[..., JobStatus]
+    aget_status: Callable[..., Awaitable[JobStatus]]
+    cancel: Callable[..., Any]
+    acancel: Callable[..., Awaitable[Any]]
 
-    async def aget_status(self, **job_ref: Any) -> JobStatus:
-        raise NotImplementedError
+    def cancel_job(self, **job_ref: Any) -> None:
+        """Ask the service to stop the job named by the same keywords as ``get_status``."""
+        self.cancel(**job_ref)
+
+    async def acancel_job(self, **job_ref: Any) -> None:
+        """``cancel_job`` without blocking the event loop (used by the trigger's on_kill)."""
+        await self.acancel(**job_ref)
 
 
 def hook_class(service: str) -> type[JobStatusHook]:

@@ -1,0 +1,124 @@
+"""Start a job, then wait for it with the sensors' own watch and trigger (no second wait loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_jobstatus.sensors.base import JobWaitMixin, default_deferrable
+from airflow_jobstatus.states import JobState, JobStatus
+from airflow_jobstatus.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_MAX_BACKOFF, Verdict
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class StartJobOperator(JobWaitMixin, BaseOperator):
+    """Base of the operators: ``start()`` the job, then wait in the worker or the triggerer.
+
+    Subclasses implement ``start`` (submit and remember the job's id), ``job_ref``, ``restore``
+    (set the id back on the fresh operator that resumes after deferral) and ``push_outcome``.
+    Killing the task cancels the job this task started, and only that one.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        success_states: Iterable[str | JobState] | None = None,
+        failure_states: Iterable[str | JobState] | None = None,
+        soft_fail: bool = False,
+        timeout: float | None = None,
+        error_budget: float = DEFAULT_ERROR_BUDGET,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        not_found_grace: float = 30.0,
+        call_timeout: float = 30.0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self._init_wait(
+            conn_id=conn_id,
+            success_states=success_states,
+            failure_states=failure_states,
+            deferrable=default_deferrable() if deferrable is None else deferrable,
+            error_budget=error_budget,
+            max_backoff=max_backoff,
+            not_found_grace=not_found_grace,
+            call_timeout=call_timeout,
+        )
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}.")
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = float(poll_interval)
+        self.soft_fail = soft_fail
+        self.timeout = timeout
+        self._started: dict[str, Any] | None = None
+
+    # -- per service ---------------------------------------------------------------------------
+    def start(self, context: Context) -> Any:
+        """Start the job, remember its id on ``self``, push the id XCom; returns the id."""
+        raise NotImplementedError
+
+    def restore(self, job_ref: dict[str, Any]) -> None:
+        """Set the started job's id back on a fresh instance resuming after deferral."""
+        raise NotImplementedError
+
+    def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
+        """Push the service's XComs for the final status (``seen``: last subjobs, progress history)."""
+        raise NotImplementedError
+
+    # -- the flow ------------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        started_id = self.start(context)
+        self._started = self.job_ref()
+        if not self.wait_for_completion:
+            return started_id
+        if self.deferrable:
+            self.defer(
+                trigger=self.make_trigger(self.poll_interval, cancel_on_kill=True),
+                method_name="execute_complete",
+                kwargs={"job_ref": self._started},
+                timeout=None if self.timeout is None else timedelta(seconds=self.timeout),
+            )
+        ref = self._started
+        try:
+            verdict, status = self.watch.wait(
+                lambda: self.hook.get_status(**ref), self.poll_interval, self.timeout
+            )
+        except TimeoutError as err:
+            if self.soft_fail:
+                raise AirflowSkipException(f"soft_fail: {err}") from err
+            raise
+        return self._complete(context, verdict, status, self.watch.snapshot())
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, job_ref: dict[str, Any] | None = None
+    ) -> Any:
+        if job_ref:
+            self.restore(job_ref)
+        verdict, status = self.status_from_event(event)
+        assert event is not None
+        seen = {
+            "last_sub_jobs": event.get("last_sub_jobs") or [],
+            "progress_history": event.get("progress_history") or [],
+        }
+        return self._complete(context, verdict, status, seen)
+
+    def _complete(self, context: Context, verdict: Verdict, status: JobStatus, seen: dict[str, Any]) -> Any:
+        self._started = None  # the job is over: nothing left to cancel
+        self.push_outcome(context, status, seen)
+        return self.finish(verdict, status, context)
+
+    def on_kill(self) -> None:
+        """Cancel the job this task started (never one it did not start)."""
+        if self._started is None:
+            return
+        self.log.info("Task killed: cancelling %s job %s", self.service, self._started)
+        self.hook.cancel_job(**self._started)

@@ -1,0 +1,76 @@
+"""Submit a Huawei Cloud DLI SQL job, wait for it, and surface subjob progress as XComs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.links import DliJobLink
+from airflow_jobstatus.operators.base import StartJobOperator
+from airflow_jobstatus.states import JobStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DliRunSqlJobOperator(StartJobOperator):
+    """Submits ``sql`` (a string or a ``.sql`` file) to DLI queue ``queue_name`` and waits for it.
+
+    XComs: ``job_id``, ``status``, ``progress`` (0..1), ``sub_jobs`` (the last non-empty subjob
+    list, kept after the API stops listing them), ``progress_history`` (one entry per change,
+    bounded); ``return_value`` is the final ``JobStatus.to_dict()``.
+    """
+
+    service = "dli"
+    template_fields = ("sql", "queue_name", "database_name", "conf", "huaweicloud_conn_id")
+    template_ext = (".sql",)
+    template_fields_renderers = {"sql": "sql", "conf": "json"}
+    operator_extra_links = (DliJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        sql: str,
+        queue_name: str,
+        database_name: str | None = None,
+        conf: list[str] | dict[str, Any] | None = None,
+        huaweicloud_conn_id: str = "huaweicloud_default",
+        **kwargs: Any,
+    ):
+        super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
+        if not sql or not str(sql).strip():
+            raise ConfigurationError("sql must be a non-empty SQL statement or a path to a .sql file.")
+        if not queue_name or not str(queue_name).strip():
+            raise ConfigurationError("queue_name must name the DLI queue to run the SQL on.")
+        self.sql = sql
+        self.queue_name = queue_name
+        self.database_name = database_name
+        self.conf = conf
+        self.huaweicloud_conn_id = huaweicloud_conn_id
+        self.job_id: str | None = None
+
+    def job_ref(self) -> dict[str, Any]:
+        if not self.job_id:
+            raise ConfigurationError("The DLI job has not been submitted yet.")
+        return {"job_id": self.job_id, "job_type": "sql"}
+
+    def start(self, context: Context) -> Any:
+        self.job_id = self.hook.submit_sql(  # type: ignore[attr-defined]
+            self.sql, self.queue_name, database_name=self.database_name, conf=self.conf
+        )
+        self.log.info("Submitted DLI SQL job %s to queue %s", self.job_id, self.queue_name)
+        context["ti"].xcom_push(key="job_id", value=self.job_id)
+        return self.job_id
+
+    def restore(self, job_ref: dict[str, Any]) -> None:
+        self.job_id = job_ref["job_id"]
+
+    def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
+        ti = context["ti"]
+        ti.xcom_push(key="status", value=status.state.value)
+        ti.xcom_push(key="progress", value=status.progress)
+        ti.xcom_push(key="sub_jobs", value=[dict(s) for s in status.sub_jobs] or seen["last_sub_jobs"])
+        ti.xcom_push(key="progress_history", value=seen["progress_history"])
+
+    def console_link_fields(self) -> dict[str, Any]:
+        return {"region": getattr(self.hook, "region", None), "job_id": self.job_id}

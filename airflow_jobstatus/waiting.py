@@ -1,0 +1,183 @@
+"""The one wait loop's rules, shared by sensors (poke/reschedule), the trigger and the operators.
+
+A ``JobWatch`` decides what a status means (success, failure, keep waiting), logs one progress
+line per poll and a warning per change into a stuck state, and retries transient errors with
+capped exponential backoff and jitter until an error budget of consecutive failures runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from airflow_jobstatus.exceptions import JobNotFoundError, ServiceError
+from airflow_jobstatus.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
+
+Verdict = Literal["success", "failure", "wait"]
+
+#: Native states or substates that mean "this will not progress by itself" on a non-stuck JobState.
+ATTENTION_NATIVE = frozenset({"STALE_STATUS", "NEVER_EXECUTED", "NO_SUBMISSION"})
+
+DEFAULT_ERROR_BUDGET = 300.0
+HISTORY_LIMIT = 50
+DEFAULT_MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long transient errors are ridden out, and how fast to retry."""
+
+    error_budget: float = DEFAULT_ERROR_BUDGET
+    initial_backoff: float = 1.0
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    not_found_grace: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("error_budget", "initial_backoff", "max_backoff", "not_found_grace"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}.")
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential delay with full jitter for the ``attempt``-th consecutive error (1-based)."""
+        cap = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)
+
+
+class JobWatch:
+    """Per-wait state: the error streak, the last state seen, and the success/failure rules."""
+
+    def __init__(
+        self,
+        success_states: Iterable[str | JobState] | None = None,
+        failure_states: Iterable[str | JobState] | None = None,
+        policy: RetryPolicy | None = None,
+        log: logging.Logger | Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.success_states, self.failure_states = resolve_state_sets(success_states, failure_states)
+        self.policy = policy or RetryPolicy()
+        self.log = log or logging.getLogger(__name__)
+        self.clock = clock
+        self.started_at = clock()
+        self.polls = 0
+        self.errors = 0
+        self._error_since: float | None = None
+        self._last_key: tuple[str, str, str | None] | None = None
+        self.last_status: JobStatus | None = None
+        #: The last non-empty subjob list (a finished DLI job stops listing them).
+        self.last_sub_jobs: list[dict[str, Any]] = []
+        #: One compact entry per change of state, progress or task counts, bounded.
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LIMIT)
+
+    # -- deciding ------------------------------------------------------------------------------
+    def verdict(self, status: JobStatus) -> Verdict:
+        """What ``status`` means under this watch's rules; logs the poll's progress line."""
+        self.polls += 1
+        self.last_status = status
+        self.log.info("%s", status.summary())
+        self._remember(status)
+        key = (status.state.value, status.native_state, status.substate)
+        if key != self._last_key:
+            self._last_key = key
+            if status.state in STUCK_STATES or ATTENTION_NATIVE & {status.native_state, status.substate}:
+                self.log.warning(
+                    "%s job %s is %s (native %s%s) and may not progress by itself%s",
+                    status.service,
+                    status.job_id,
+                    status.state.value,
+                    status.native_state,
+                    f"/{status.substate}" if status.substate else "",
+                    f": {status.message}" if status.message else ".",
+                )
+        if status.state in self.success_states:
+            return "success"
+        if status.state in self.failure_states:
+            return "failure"
+        return "wait"
+
+    def _remember(self, status: JobStatus) -> None:
+        if status.sub_jobs:
+            self.last_sub_jobs = [dict(s) for s in status.sub_jobs]
+        done = sum(int(s.get("num_completed_tasks") or 0) for s in status.sub_jobs)
+        total = sum(int(s.get("num_tasks") or 0) for s in status.sub_jobs)
+        entry = {"state": status.state.value, "progress": status.progress, "tasks": [done, total]}
+        if not self.history or {k: self.history[-1][k] for k in entry} != entry:
+            self.history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry})
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the wait saw, as plain JSON: the last subjobs and the progress history."""
+        return {"last_sub_jobs": self.last_sub_jobs, "progress_history": list(self.history)}
+
+    # -- errors --------------------------------------------------------------------------------
+    def on_error(self, err: Exception) -> float:
+        """The delay before retrying ``err``; re-raises it when it is final or the budget is spent."""
+        now = self.clock()
+        retryable = isinstance(err, ServiceError) and err.retryable
+        if isinstance(err, JobNotFoundError) and now - self.started_at < self.policy.not_found_grace:
+            retryable = True
+        if not retryable:
+            raise err
+        if self._error_since is None:
+            self._error_since = now
+        self.errors += 1
+        streak = now - self._error_since
+        if streak >= self.policy.error_budget:
+            self.log.error(
+                "Giving up after %.0f s of consecutive errors (error budget %.0f s): %s",
+                streak,
+                self.policy.error_budget,
+                err,
+            )
+            raise err
+        delay = min(self.policy.backoff(self.errors), self.policy.error_budget - streak)
+        self.log.warning("Transient error (%s); retrying in %.1f s.", err, delay)
+        return max(delay, 0.0)
+
+    def _ok(self) -> None:
+        self._error_since = None
+        self.errors = 0
+
+    # -- one poll, with retries ---------------------------------------------------------------
+    def read(self, fetch: Callable[[], JobStatus], sleep: Callable[[float], Any] = time.sleep) -> JobStatus:
+        """Read one status, riding out transient errors within the budget (sync path)."""
+        while True:
+            try:
+                status = fetch()
+            except Exception as err:
+                sleep(self.on_error(err))
+                continue
+            self._ok()
+            return status
+
+    async def aread(self, fetch: Callable[[], Awaitable[JobStatus]]) -> JobStatus:
+        """Read one status, riding out transient errors within the budget (async path)."""
+        while True:
+            try:
+                status = await fetch()
+            except Exception as err:
+                await asyncio.sleep(self.on_error(err))
+                continue
+            self._ok()
+            return status
+
+    def wait(
+        self, fetch: Callable[[], JobStatus], poll_interval: float, timeout: float | None = None
+    ) -> tuple[Verdict, JobStatus]:
+        """Poll until a decisive verdict (the operators' non-deferrable path); TimeoutError past ``timeout``."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while True:
+            status = self.read(fetch)
+            verdict = self.verdict(status)
+            if verdict != "wait":
+                return verdict, status
+            if deadline is not None and self.clock() + poll_interval > deadline:
+                raise TimeoutError(
+                    f"{status.service} job {status.job_id} still {status.state.value} after {timeout} s."
+                )
+            time.sleep(poll_interval)
