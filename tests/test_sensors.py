@@ -48,6 +48,9 @@ class Case:
     text: str | None = None  # expected in the task's output (failure message)
     min_calls: int | None = None
     max_calls: int | None = None
+    # dag.test() runs a trigger inline until its first event and ignores the deferral timeout,
+    # so timeouts in deferrable mode are tested through resume_execution below instead.
+    poke_only: bool = False
 
 
 CASES = [
@@ -154,6 +157,7 @@ CASES = [
         [{"state": "JOB_STATE_RUNNING"}],
         "failed",
         kwargs={"timeout": 1},
+        poke_only=True,
     ),
     Case(
         "dataflow_timeout_soft_fail_skips",
@@ -161,12 +165,15 @@ CASES = [
         [{"state": "JOB_STATE_RUNNING"}],
         "skipped",
         kwargs={"timeout": 1, "soft_fail": True},
+        poke_only=True,
     ),
 ]
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+MATRIX = [(c, d) for c in CASES for d in (False, True) if not (d and c.poke_only)]
+
+
+@pytest.mark.parametrize(("case", "deferrable"), MATRIX, ids=[f"{c.name}-{'deferrable' if d else 'poke'}" for c, d in MATRIX])
 def test_sensor_scenarios(sim, capfd, case: Case, deferrable: bool):
     job_id = f"{case.name}-{'d' if deferrable else 'p'}"
     sim.add_job(case.service, job_id, case.timeline, **case.add)
@@ -190,16 +197,17 @@ def test_sensor_scenarios(sim, capfd, case: Case, deferrable: bool):
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
-def test_wrong_credentials_fail_fast(sim, monkeypatch, capfd, deferrable: bool):
+def test_wrong_credentials_fail_fast(sim, monkeypatch, capfd, caplog, deferrable: bool):
     sim.add_job("dli", "job-auth", [{"state": "RUNNING"}])
     bad = dict(sim.connections()["huaweicloud_default"], password="not-the-secret-key")
     monkeypatch.setenv("AIRFLOW_CONN_BAD_HUAWEI", json.dumps(bad))
     module, cls = SENSORS["dli"]
     kwargs = {"job_id": "job-auth", "huaweicloud_conn_id": "bad_huawei", **FAST, "deferrable": deferrable}
     result = run_operator(module, cls, kwargs, name="auth")
-    out = capfd.readouterr().out
+    out = capfd.readouterr().out + caplog.text
     assert result.state == "failed"
-    assert sim.calls("dli") == 1  # no retry on 401
+    assert "AuthenticationError" in out and "401" in out
+    assert "retrying in" not in out  # failed on the first 401, no retry
     assert "not-the-secret-key" not in out
 
 
@@ -225,9 +233,40 @@ def test_error_budget_runs_out(sim, capfd):
     assert 2 <= sim.calls("cdm") < 100  # retried with backoff, then gave up
 
 
-def test_reschedule_mode_succeeds(sim):
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_deferred_timeout_fails_or_skips_like_poke_mode(sim, soft_fail):
+    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+    from airflow.sdk.bases.operator import TriggerFailureReason
+
+    from airflow_jobstatus.sensors import DataflowJobStatusSensor
+
+    sim.add_job("dataflow", "job-long", [{"state": "JOB_STATE_RUNNING"}])
+    sensor = DataflowJobStatusSensor(
+        task_id="t", job_id="job-long", location=REGION, timeout=42, deferrable=True, soft_fail=soft_fail
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})  # type: ignore[arg-type]
+    assert deferred.value.timeout.total_seconds() == 42  # a deferred sensor cannot wait forever
+    expected = AirflowSkipException if soft_fail else AirflowSensorTimeout
+    with pytest.raises(expected):
+        sensor.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})  # type: ignore[arg-type]
+
+
+def test_deferrable_sensor_does_not_defer_a_finished_job(sim):
+    from airflow_jobstatus.sensors import DataprocJobStatusSensor
+
+    sim.add_job("dataproc", "job-done", [{"state": "DONE"}])
+    sensor = DataprocJobStatusSensor(task_id="t", job_id="job-done", region=REGION, deferrable=True)
+    assert sensor.execute({})["state"] == "SUCCEEDED"  # type: ignore[arg-type]
+    assert sim.calls("dataproc", "job-done") == 1
+
+
+def test_reschedule_mode_ends_in_a_decision(sim):
+    """dag.test() runs a reschedule-mode sensor's pokes until it decides; the budget never resets mid-streak."""
     sim.add_job("dataproc", "job-resched", [{"state": "RUNNING", "duration": 0.5}, {"state": "DONE"}])
+    sim.inject_fault("grpc_unavailable", count=2, service="dataproc")
     module, cls = SENSORS["dataproc"]
     kwargs = {"job_id": "job-resched", "region": REGION, **FAST, "mode": "reschedule", "deferrable": False}
     result = run_operator(module, cls, kwargs, name="resched")
-    assert result.state in {"success", "up_for_reschedule"}
+    assert result.state == "success"
+    assert result.return_value["state"] == "SUCCEEDED"

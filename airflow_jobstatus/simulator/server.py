@@ -1,0 +1,256 @@
+"""The in-process simulator: one asyncio loop in a daemon thread serving gRPC (Google) and HTTP (Huawei)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from airflow_jobstatus.simulator.core import DEFAULT_GOOGLE_REGION, Fault, SimJob, SimulatorCore, Timeline
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HUAWEI_REGION = "cn-north-4"
+#: The demo's job set and default timelines (``Simulator(scenarios=DEFAULT_SCENARIOS)``).
+DEFAULT_SCENARIOS = Path(__file__).parent / "scenarios" / "default.json"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class Simulator:
+    """Fake Dataproc/Dataflow/Vertex AI (plaintext gRPC) and CDM/DLI (signed REST) on free local ports.
+
+    Use as a context manager, or ``start()``/``stop()``. Job, fault and call helpers delegate to
+    ``self.core`` (a SimulatorCore), which tests may also use directly.
+    """
+
+    def __init__(
+        self,
+        ak: str = "sim-ak",
+        sk: str = "sim-sk",
+        project_id: str = "sim-project",
+        scenarios: str | Path | Iterable[Any] | Mapping[str, Any] | None = None,
+        host: str = "127.0.0.1",
+        grpc_port: int = 0,
+        http_port: int = 0,
+        region: str = DEFAULT_GOOGLE_REGION,
+        huawei_region: str = DEFAULT_HUAWEI_REGION,
+    ):
+        self.core = SimulatorCore(ak, sk, project_id, region=region)
+        self.host = host
+        self.region = region
+        self.huawei_region = huawei_region
+        self._requested_ports = (grpc_port, http_port)
+        self._grpc_port: int | None = None
+        self._http_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._servers: list[Any] = []
+        self._error: BaseException | None = None
+        if scenarios is not None:
+            self.core.load_scenarios(scenarios)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Simulator:
+        """Start the servers in a background thread; returns once they accept connections."""
+        if self.running:
+            return self
+        ready = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="airflow-jobstatus-simulator", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT):
+            raise RuntimeError(f"The simulator did not start within {START_TIMEOUT:.0f} s.")
+        if self._error is not None:
+            self._thread.join(STOP_TIMEOUT)
+            self._thread = None
+            raise RuntimeError(f"The simulator failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop the servers and join the thread (idempotent)."""
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        if loop is not None and thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT)
+        if thread.is_alive():
+            log.warning("The simulator thread did not stop within %.0f s.", STOP_TIMEOUT)
+        self._thread = None
+        self._loop = None
+        self._grpc_port = self._http_port = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Start if needed and block until SIGINT/SIGTERM, then stop. Call from the main thread."""
+        self.start()
+        done = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            done.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not done.wait(0.5):
+                if not self.running:
+                    break
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stop()
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            try:
+                loop.run_until_complete(self._start_servers())
+            except BaseException as err:
+                self._error = err
+                loop.run_until_complete(self._stop_servers())
+                return
+            finally:
+                ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._stop_servers())
+        finally:
+            self._cancel_leftovers(loop)
+            loop.close()
+
+    async def _start_servers(self) -> None:
+        from airflow_jobstatus.simulator.google_grpc import start_grpc_server
+
+        grpc_port, http_port = self._requested_ports
+        grpc_server, self._grpc_port = await start_grpc_server(self.core, self.host, grpc_port)
+        self._servers.append(grpc_server)
+        try:
+            from airflow_jobstatus.simulator.http import start_http_server
+        except ImportError as err:
+            log.warning("The simulator's HTTP front (CDM, DLI) is not available: %s", err)
+            return
+        http_server = await start_http_server(self.core, self.host, http_port)
+        self._servers.append(http_server)
+        self._http_port = int(http_server.sockets[0].getsockname()[1])
+
+    async def _stop_servers(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            try:
+                if hasattr(server, "wait_for_termination"):  # grpc.aio.Server
+                    await server.stop(grace=None)
+                else:
+                    server.close()
+                    await server.wait_closed()
+            except Exception:
+                log.exception("Error while stopping a simulator server.")
+
+    @staticmethod
+    def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+
+    # ---- addresses and connections ----------------------------------------------------------------
+
+    @property
+    def grpc_target(self) -> str:
+        """``host:port`` of the plaintext gRPC server (Dataproc, Dataflow, Vertex AI)."""
+        if self._grpc_port is None:
+            raise RuntimeError("The simulator is not running: call start() first.")
+        return f"{self.host}:{self._grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the REST server (CDM, DLI, and the control API under /_sim/)."""
+        if self._http_port is None:
+            raise RuntimeError("The simulator's HTTP front is not running (not started, or not available).")
+        return f"http://{self.host}:{self._http_port}"
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        """Airflow connections (AIRFLOW_CONN_* JSON form) pointing at this simulator."""
+        huawei_extra: dict[str, Any] = {"region": self.huawei_region, "project_id": self.core.project_id}
+        if self._http_port is not None:
+            huawei_extra["endpoint"] = self.http_url
+        return {
+            "google_cloud_default": {
+                "conn_type": "google_cloud_platform",
+                "extra": {"project": self.core.project_id, "api_endpoint": f"http://{self.grpc_target}"},
+            },
+            "huaweicloud_default": {
+                "conn_type": "huaweicloud",
+                "login": self.core.ak,
+                "password": self.core.sk,
+                "extra": huawei_extra,
+            },
+        }
+
+    def env(self) -> dict[str, str]:
+        """``{"AIRFLOW_CONN_<ID>": json}`` for every connection."""
+        return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in self.connections().items()}
+
+    # ---- delegation to the core -------------------------------------------------------------------
+
+    def add_job(self, service: str, job_id: str, timeline: Timeline, **where: Any) -> SimJob:
+        return self.core.add_job(service, job_id, timeline, **where)
+
+    def get_job(self, service: str, job_id: str, **where: Any) -> SimJob | None:
+        return self.core.get_job(service, job_id, **where)
+
+    def inject_fault(
+        self,
+        kind: str,
+        count: int = 1,
+        service: str | None = None,
+        job_id: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self.core.inject_fault(kind, count=count, service=service, job_id=job_id, seconds=seconds)
+
+    def take_fault(self, service: str, job_id: str | None, protocol: str) -> Fault | None:
+        return self.core.take_fault(service, job_id, protocol)
+
+    def calls(self, service: str, job_id: str | None = None) -> int:
+        return self.core.calls(service, job_id)
+
+    def requests(self, service: str, job_id: str) -> list[dict[str, Any]]:
+        return self.core.requests(service, job_id)
+
+    def last_request(self, service: str, job_id: str) -> dict[str, Any] | None:
+        return self.core.last_request(service, job_id)
+
+    def reset(self) -> None:
+        self.core.reset()
+
+    def set_default_timeline(self, service: str, timeline: Timeline, job_type: str | None = None) -> None:
+        self.core.set_default_timeline(service, timeline, job_type=job_type)
+
+    def load_scenarios(self, source: str | Path | Iterable[Any] | Mapping[str, Any]) -> list[SimJob]:
+        return self.core.load_scenarios(source)
+
+    def stats(self) -> dict[str, Any]:
+        return self.core.stats()

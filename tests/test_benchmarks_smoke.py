@@ -1,0 +1,29 @@
+"""Smoke run of the benchmark harness (benchmarks/run.py): small fleet, short jobs, no timing asserts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--n", "20", "--poll", "1"]
+    cmd += ["--end", "7,9", "--no-anchor", "--no-imports", "--poke-count", "5", "--out-dir", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert {"date", "cpu_count", "python", "ours"} <= set(results["environment"])
+    (run,) = results["fleet"]["ours"]
+    assert "failed" not in run, run
+    assert run["n"] == 20 and run["outcomes"] == {"success": 20}
+    for field in ("polls", "cpu_per_1000_polls", "cpu_per_1000_polls_steady", "rss_per_trigger_kib"):
+        assert run[field] is not None, field
+    assert {"p99", "max"} <= set(run["loop_lag_ms"]) and run["detection_s"]["count"] == 20
+    assert run["calls_per_service"]["dli"]["ratio_to_min"] is not None
+    assert "dataproc (get_status)" in results["poke"]
+    assert "| N |" in (tmp_path / "latest.md").read_text()

@@ -1,0 +1,190 @@
+"""The ``airflow-jobstatus`` command: help, status and watch against the simulator, one-line errors, simulate."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from airflow_jobstatus.cli import main
+from airflow_jobstatus.simulator import Simulator
+
+SUBCOMMANDS = ("status", "watch", "simulate", "demo")
+REGION = "europe-west1"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse: --help and usage errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", [None, *SUBCOMMANDS])
+def test_help(capsys: pytest.CaptureFixture[str], command: str | None) -> None:
+    code, out, _ = run(capsys, *([command] if command else []), "--help")
+    assert code == 0
+    assert out.startswith("usage: airflow-jobstatus")
+    if command in ("status", "watch"):
+        assert "CLUSTER_ID JOB_NAME" in out and "--region" in out
+
+
+def test_cli_import_is_light() -> None:
+    """``--help`` must not pay for importing Airflow or the SDKs."""
+    heavy = (
+        "airflow",
+        "grpc",
+        "google.cloud.dataproc_v1",
+        "google.cloud.aiplatform_v1",
+        "huaweicloudsdkcore",
+    )
+    code = f"import sys, airflow_jobstatus.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_status_text_dataproc(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_job("dataproc", "cli-dp", [{"state": "RUNNING"}], region=REGION)
+    code, out, err = run(capsys, "status", "dataproc", "cli-dp", "--region", REGION)
+    assert (code, err) == (0, "")
+    # (the last line: under pytest, Airflow's unit-test mode prints a config line first)
+    assert out.strip().splitlines()[-1] == "dataproc job cli-dp: RUNNING (native RUNNING)"
+
+
+def test_status_json_dli_with_subjobs(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    sub = {"id": 3, "status": "RUNNING", "num_tasks": 10, "num_completed_tasks": 4}
+    sim.add_job("dli", "cli-dli", [{"state": "RUNNING", "progress": 0.4, "sub_jobs": [sub]}])
+    code, out, _ = run(capsys, "status", "dli", "cli-dli", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["service"], data["state"], data["progress"]) == ("dli", "RUNNING", 0.4)
+    assert data["sub_jobs"][0]["num_completed_tasks"] == 4
+
+
+def test_status_text_cdm_counters(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    counters = {"rows_read": 50, "rows_written": 40}
+    sim.add_job("cdm", "cli-cdm", [{"state": "RUNNING", "progress": 40, "counters": counters}])
+    code, out, _ = run(capsys, "status", "cdm", "sim-cluster", "cli-cdm")
+    assert code == 0
+    assert "cdm job sim-cluster/cli-cdm: RUNNING" in out and "rows_written=40" in out
+
+
+def test_status_json_vertex_ai_job_type(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    timeline = [{"state": "JOB_STATE_SUCCEEDED"}]
+    sim.add_job("vertex_ai", "777", timeline, job_type="batch_prediction_job")
+    argv = [
+        "status",
+        "vertex-ai",
+        "777",
+        "--location",
+        REGION,
+        "--job-type",
+        "batch_prediction_job",
+        "--json",
+    ]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert json.loads(out)["state"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "fragments"),
+    [
+        (["status", "nope", "1"], 2, ["unknown service 'nope'", "dataproc, dataflow"]),
+        (["status", "dli", "  "], 2, ["JOB_ID must not be empty"]),
+        (["status", "cdm", "only-cluster"], 2, ["CLUSTER_ID JOB_NAME"]),
+        (["status", "dataproc", "j1"], 2, ["needs --region"]),
+        (["status", "dli", "j1", "--job-type", "x", "--region", "r"], 1, ["job_type"]),
+        (["watch", "dataproc", "j1", "--region", REGION, "--interval", "0"], 2, ["--interval"]),
+        (["frobnicate"], 2, ["invalid choice"]),
+    ],
+)
+def test_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], code: int, fragments: list[str]
+) -> None:
+    got, _, err = run(capsys, *argv)
+    assert got == code
+    assert_one_line_error(err, *fragments)
+
+
+def test_missing_connection_is_one_line(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "status", "dataflow", "x", "--location", REGION, "--conn-id", "no_such_conn")
+    assert code == 1
+    assert_one_line_error(err, "no_such_conn")
+
+
+def test_unknown_job_is_one_line(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "status", "dli", "ghost")
+    assert code == 1
+    assert_one_line_error(err, "ghost", "not found")
+
+
+def test_watch_succeeds(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    timeline = [
+        {"state": "RUNNING", "duration": 0.6, "progress": [0, 100], "counters": {"rows_read": 10}},
+        {"state": "SUCCEEDED", "progress": 100, "counters": {"rows_read": 10, "rows_written": 10}},
+    ]
+    sim.add_job("cdm", "cli-watch", timeline)
+    code, out, _ = run(capsys, "watch", "cdm", "sim-cluster", "cli-watch", "--interval", "0.1")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert "RUNNING" in lines[0] and "SUCCEEDED" in lines[-1] and "10/10 rows written" in lines[-1]
+
+
+def test_watch_fails(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    sub = {"id": 0, "status": "RUNNING", "num_tasks": 4, "num_completed_tasks": [0, 4]}
+    timeline = [
+        {"state": "RUNNING", "duration": 0.5, "progress": [0, 1], "sub_jobs": [sub]},
+        {"state": "FAILED", "message": "boom"},
+    ]
+    sim.add_job("dli", "cli-watch-fail", timeline)
+    code, out, err = run(capsys, "watch", "dli", "cli-watch-fail", "--interval", "0.1")
+    assert code == 1
+    assert "tasks" in out.splitlines()[0] and "FAILED" in out.splitlines()[-1]
+    assert_one_line_error(err, "failed")
+
+
+def test_simulate_prints_connections_and_stops_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_jobstatus.cli", "simulate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Serving" in line:
+                break
+        text = "".join(lines)
+        assert "export AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT=" in text
+        assert "export AIRFLOW_CONN_HUAWEICLOUD_DEFAULT=" in text
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "Simulator stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
