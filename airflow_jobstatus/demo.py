@@ -114,12 +114,8 @@ class ProgressPrinter:
         return data[:end].decode("utf-8", errors="replace").splitlines()
 
     def tick(self, final: bool = False) -> None:
+        """Print what changed since the last tick: job lines first, then the child's milestones."""
         now = time.monotonic()
-        for line in self._new_log_lines():
-            match = LOG_MARKER.search(line)
-            if match:
-                text = match.group(1) or f"task {match.group(2)} started"
-                self.out.write(f"  +{now - self.started:5.1f}s  {text}\n")
         for job in self.core.jobs():
             if self.core.calls(job.service, job.ref) == 0:
                 continue
@@ -133,11 +129,17 @@ class ProgressPrinter:
             if last is not None and last[0] == state and now - last[2] < MIN_LINE_GAP and not final:
                 continue
             self._last[key] = (state, detail, now)
-            self.out.write(
-                f"  +{now - self.started:5.1f}s  {job.service:<9} {short_id(job.ref):<24} "
-                f"{state:<10} ({snap.get('state')})  {detail}\n"
+            self._say(
+                now, f"{job.service:<9} {short_id(job.ref):<24} {state:<10} ({snap.get('state')})  {detail}"
             )
-            self.out.flush()
+        for line in self._new_log_lines():
+            match = LOG_MARKER.search(line)
+            if match:
+                self._say(now, match.group(1) or f"task {match.group(2)} started")
+
+    def _say(self, now: float, text: str) -> None:
+        self.out.write(f"  +{now - self.started:5.1f}s  {text}".rstrip() + "\n")
+        self.out.flush()
 
 
 def short_id(job_id: str, width: int = 24) -> str:

@@ -58,6 +58,7 @@ def run_fleet(
     stagger: float,
     seed: int,
     label: str,
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Start the runner, add the jobs once it is warm, hand it the plan, and score its result."""
     sim.reset()
@@ -65,6 +66,9 @@ def run_fleet(
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         work = Path(tmp)
         ready, plan_file, result_file, log = (work / x for x in ("ready", "plan", "result", "log"))
+        if log_dir is not None:  # keep the runner's log (trigger log lines, tracebacks)
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log = log_dir / f"{label}-{n}-{'+'.join(services)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [*runner, ",".join(services), str(ready), str(plan_file), str(result_file)],
@@ -122,7 +126,7 @@ def score(
     n = len(jobs)
     outcomes: dict[str, int] = {}
     latencies: list[float] = []
-    per_service: dict[str, dict[str, float]] = {}
+    per_service: dict[str, dict[str, Any]] = {}
     for job, count in zip(jobs, calls, strict=True):
         seen = result["jobs"].get(job["key"], {})
         status = seen.get("status", "no event")

@@ -31,6 +31,13 @@ def measure(call: Callable[[], Any], count: int) -> dict[str, float]:
     return {"wall": (time.perf_counter() - t0) / count, "cpu": (cpu_seconds() - cpu0) / count}
 
 
+def get_status(service: str) -> Callable[[], Any]:
+    """One sync status read through a hook built once and reused."""
+    hook = make_hook(service)
+    ref = job_ref(service, f"poke-{service}")
+    return lambda: hook.get_status(**ref)
+
+
 def sensor_poke() -> Callable[[], Any]:
     """Our DataprocJobStatusSensor.poke, the same shape as the provider's DataprocJobSensor.poke."""
     from airflow_jobstatus.sensors import DataprocJobStatusSensor
@@ -47,9 +54,7 @@ def sensor_poke() -> Callable[[], Any]:
 def main(services: list[str], count: int, result_path: str) -> None:
     results: dict[str, dict[str, float]] = {}
     for service in services:
-        hook = make_hook(service)
-        ref = job_ref(service, f"poke-{service}")
-        results[f"{service} (get_status)"] = measure(lambda h=hook, r=ref: h.get_status(**r), count)
+        results[f"{service} (get_status)"] = measure(get_status(service), count)
     results["dataproc (sensor.poke)"] = measure(sensor_poke(), count)
     write_json(result_path, results)
 

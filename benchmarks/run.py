@@ -77,9 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-poke", action="store_true")
     p.add_argument("--no-imports", action="store_true")
     p.add_argument("--out-dir", type=Path, default=HERE / "results")
+    p.add_argument("--log-dir", type=Path, help="keep each fleet runner's log there (default: discarded)")
     args = p.parse_args(argv)
     quick = args.quick
-    args.n = args.n or ([20, 100] if quick else [100, 1000, 5000, 10000])
+    if args.n is None:
+        args.n = [20, 100] if quick else [100, 1000, 5000, 10000]
     args.anchor_n = args.anchor_n if args.anchor_n is not None else ([100] if quick else [1000, 5000])
     args.poll = args.poll or (2.0 if quick else 10.0)
     lo, hi = (float(x) for x in (args.end or ("10,16" if quick else "30,60")).split(","))
@@ -141,7 +143,13 @@ def log(text: str) -> None:
 def fleets(args: argparse.Namespace, sim: SimProcess, env: dict[str, str], anchor: bool) -> dict[str, Any]:
     ours_runner = [sys.executable, str(HERE / "fleet.py")]
     anchor_runner = [str(ANCHOR_PY), str(HERE / "anchor.py"), "fleet"]
-    common = {"poll": args.poll, "end_range": args.end, "stagger": args.stagger, "seed": args.seed}
+    common = {
+        "poll": args.poll,
+        "end_range": args.end,
+        "stagger": args.stagger,
+        "seed": args.seed,
+        "log_dir": args.log_dir,
+    }
     out: dict[str, Any] = {"ours": [], "comparison": []}
     for n in args.n:
         log(f"our fleet: N={n} over {','.join(args.services)}")

@@ -240,3 +240,6 @@ def test_demo_command_fails_with_the_task_error(tmp_path: Path) -> None:
     assert "Failed: cdm_migration" in done.stdout
     assert "Full Airflow log:" in done.stdout
     assert "JobFailedError" in done.stdout and "Table orders does not exist" in done.stdout
+    kept_log = Path(done.stdout.split("Full Airflow log: ", 1)[1].split()[0])
+    assert kept_log.is_file()
+    kept_log.unlink()

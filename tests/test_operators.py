@@ -33,7 +33,13 @@ CDM_FAILED = [
 
 
 def sub_job(status: str, done: Any) -> dict[str, Any]:
-    return {"id": 0, "name": "runJob at Writer.scala:266", "status": status, "num_tasks": 8, "num_completed_tasks": done}
+    return {
+        "id": 0,
+        "name": "runJob at Writer.scala:266",
+        "status": status,
+        "num_tasks": 8,
+        "num_completed_tasks": done,
+    }
 
 
 DLI_OK = [
@@ -84,7 +90,12 @@ def test_cdm_failure_carries_error_summary(sim, capfd, deferrable):
 @pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferrable"])
 def test_dli_run_keeps_sub_jobs_and_history(sim, deferrable):
     sim.set_default_timeline("dli", DLI_OK)
-    kwargs = {"sql": "INSERT INTO t SELECT * FROM s", "queue_name": "default", **FAST, "deferrable": deferrable}
+    kwargs = {
+        "sql": "INSERT INTO t SELECT * FROM s",
+        "queue_name": "default",
+        **FAST,
+        "deferrable": deferrable,
+    }
     result = run_operator(*DLI, kwargs, name="dli_ok")
     assert result.state == "success"
     x = result.xcoms
@@ -111,7 +122,9 @@ def test_on_kill_cancels_the_job_it_started(sim):
     from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
 
     sim.set_default_timeline("dli", [{"state": "RUNNING"}])
-    op = DliRunSqlJobOperator(task_id="t", sql="SELECT 1", queue_name="q", deferrable=False, poll_interval=0.1)
+    op = DliRunSqlJobOperator(
+        task_id="t", sql="SELECT 1", queue_name="q", deferrable=False, poll_interval=0.1
+    )
     op.on_kill()  # nothing started yet: nothing to cancel
     outcome: dict[str, Any] = {}
 
@@ -152,7 +165,7 @@ def test_triggerer_restart_does_not_submit_twice(sim):
     with pytest.raises(TaskDeferred) as deferred:
         DliRunSqlJobOperator(**kwargs).execute({"ti": ti})  # type: ignore[arg-type]
     assert ti.xcoms["job_id"]  # persisted before deferring
-    path, trigger_kwargs = deferred.value.trigger.serialize()
+    _, trigger_kwargs = deferred.value.trigger.serialize()
 
     async def restart_then_finish() -> dict[str, Any]:
         first = asyncio.ensure_future(_first_event(JobStatusTrigger(**trigger_kwargs)))

@@ -87,7 +87,13 @@ CASES = [
         "success",
         expect_state="SUCCEEDED",
     ),
-    Case("dataflow_drained_succeeds", "dataflow", [{"state": "JOB_STATE_DRAINED"}], "success", expect_state="DRAINED"),
+    Case(
+        "dataflow_drained_succeeds",
+        "dataflow",
+        [{"state": "JOB_STATE_DRAINED"}],
+        "success",
+        expect_state="DRAINED",
+    ),
     Case(
         "dataflow_drained_fails_when_only_succeeded_accepted",
         "dataflow",
@@ -173,7 +179,9 @@ CASES = [
 MATRIX = [(c, d) for c in CASES for d in (False, True) if not (d and c.poke_only)]
 
 
-@pytest.mark.parametrize(("case", "deferrable"), MATRIX, ids=[f"{c.name}-{'deferrable' if d else 'poke'}" for c, d in MATRIX])
+@pytest.mark.parametrize(
+    ("case", "deferrable"), MATRIX, ids=[f"{c.name}-{'deferrable' if d else 'poke'}" for c, d in MATRIX]
+)
 def test_sensor_scenarios(sim, capfd, case: Case, deferrable: bool):
     job_id = f"{case.name}-{'d' if deferrable else 'p'}"
     sim.add_job(case.service, job_id, case.timeline, **case.add)
@@ -235,8 +243,8 @@ def test_error_budget_runs_out(sim, capfd):
 
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_deferred_timeout_fails_or_skips_like_poke_mode(sim, soft_fail):
-    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
     from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
     from airflow_jobstatus.sensors import DataflowJobStatusSensor
 
