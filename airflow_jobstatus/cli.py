@@ -220,7 +220,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from airflow_jobstatus.demo import ensure_example_jobs
     from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
 
     scenarios = Path(args.scenarios) if args.scenarios else DEFAULT_SCENARIOS
@@ -234,16 +233,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         http_port=args.http_port,
     )
-    sim.start()
-    try:
-        ensure_example_jobs(sim.core)
+
+    def announce() -> None:
         print(f"# Simulator: gRPC {sim.grpc_target}, HTTP {sim.http_url} (control API under /_sim/)")
         for name, value in sim.env().items():
             print(f"export {name}='{value}'")
         print("# Serving until Ctrl-C or SIGTERM.", flush=True)
-        sim.serve_forever()
-    finally:
-        sim.stop()
+
+    sim.serve_forever(ready=announce)
     print("# Simulator stopped.", flush=True)
     return 0
 

@@ -27,20 +27,12 @@ from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator, SimulatorC
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DEMO_DAG_FILE = "example_cross_cloud.py"
 #: The CDM job the example DAGs start (default.json cannot declare a never-started CDM job yet).
-EXAMPLE_CDM_JOBS = (("sim-cluster", "sim-cdm-job"),)
 TICK = 0.25  # seconds between reads of the simulator core
 MIN_LINE_GAP = 0.5  # at most one progress line per job per this many seconds (state changes always print)
 CHILD_TIMEOUT = 300.0
 #: Child log lines echoed as milestones: the runner's own ``[demo]`` lines and dag.test()'s task starts.
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT")
 LOG_MARKER = re.compile(r"^\[demo\] (.*)$|\[DAG TEST\] starting task_id=(\S+)")
-
-
-def ensure_example_jobs(core: SimulatorCore) -> None:
-    """Declare the CDM job(s) the example DAGs start, unless a scenario already did."""
-    for cluster_id, job_name in EXAMPLE_CDM_JOBS:
-        if core.cdm_submissions(job_name, cluster_id=cluster_id) is None:
-            core.define_cdm_job(job_name, cluster_id=cluster_id)
 
 
 def normalized_state(service: str, snap: dict[str, Any]) -> str:
@@ -275,7 +267,6 @@ def run_demo(
     proc: subprocess.Popen[Any] | None = None
     try:
         sim.start()
-        ensure_example_jobs(sim.core)
         (work / "dags").mkdir()
         shutil.copy(dag_path, work / "dags" / dag_path.name)
         result_file = work / "result.json"

@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_jobstatus.demo import ensure_example_jobs
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -137,7 +136,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     (home / "dags").mkdir()
     shutil.copy(EXAMPLES / "example_cross_cloud.py", home / "dags")
     sim = Simulator(scenarios=DEFAULT_SCENARIOS).start()
-    ensure_example_jobs(sim.core)
     api_port = free_port()
     log = home / "standalone.log"
     proc = None

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus._demo_run import read_xcoms
-from airflow_jobstatus.demo import ensure_example_jobs
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
 from tests.dag_harness import ensure_db
 
@@ -71,7 +70,6 @@ def run_example(file_name: str) -> tuple[Any, dict[str, str | None], dict[str, d
 def demo_sim(sim: Simulator) -> Simulator:
     """The session simulator with the default scenarios and the examples' CDM job."""
     sim.load_scenarios(DEFAULT_SCENARIOS)
-    ensure_example_jobs(sim.core)
     return sim
 
 

@@ -149,3 +149,23 @@ def test_trigger_serializes_and_rebuilds():
     assert rebuilt.serialize() == (path, kwargs)
     assert kwargs["job_ref"] == {"cluster_id": "c1", "job_name": "load"}
     assert kwargs["poll_interval"] == 7
+
+
+def test_sensor_accepts_an_xcom_arg_as_job_id():
+    """An upstream task's output is resolved at run time, not stringified at parse time."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG, task
+
+    from airflow_jobstatus.sensors import DataprocJobStatusSensor
+
+    with DAG("xcomarg_job_id", schedule=None, start_date=datetime(2024, 1, 1)):
+
+        @task
+        def submit() -> str:
+            return "job-1"
+
+        submitted = submit()
+        sensor = DataprocJobStatusSensor(task_id="wait", job_id=submitted, region="r")
+    assert not isinstance(sensor.job_id, str)
+    assert sensor.upstream_task_ids == {"submit"}

@@ -41,6 +41,24 @@ class JobStatusHook(BaseHook):
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         self.timeout = float(timeout)
 
+    def fetch_connection(self) -> Any:
+        """The Airflow connection, or a ConfigurationError saying how to define it (sync; may block)."""
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            raise _undefined_connection(self.conn_id) from None
+
+    async def afetch_connection(self) -> Any:
+        """``fetch_connection`` through Airflow's async connection getter."""
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            return await self.aget_connection(self.conn_id)
+        except AirflowNotFoundException:
+            raise _undefined_connection(self.conn_id) from None
+
     # Each service declares these with its own job-reference keywords (see docs/architecture.md).
     get_status: Callable[..., JobStatus]
     aget_status: Callable[..., Awaitable[JobStatus]]
@@ -54,6 +72,12 @@ class JobStatusHook(BaseHook):
     async def acancel_job(self, **job_ref: Any) -> None:
         """``cancel_job`` without blocking the event loop (used by the trigger's on_kill)."""
         await self.acancel(**job_ref)
+
+
+def _undefined_connection(conn_id: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"Connection {conn_id!r} is not defined: create it in Airflow or set AIRFLOW_CONN_{conn_id.upper()}."
+    )
 
 
 def hook_class(service: str) -> type[JobStatusHook]:
@@ -78,3 +102,10 @@ def require_job_id(value: Any, name: str = "job_id") -> str:
     if value is None or not str(value).strip():
         raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
     return str(value).strip()
+
+
+def check_identifier(value: Any, name: str = "job_id") -> Any:
+    """At construction: reject an empty string, keep anything resolved later (an XComArg) as is."""
+    if value is None or isinstance(value, str):
+        return require_job_id(value, name)
+    return value

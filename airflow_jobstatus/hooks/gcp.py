@@ -30,7 +30,6 @@ from airflow_jobstatus.exceptions import (
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, require_job_id
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
     from google.auth.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -324,7 +323,8 @@ async def shared_async_client(kind: ClientKind, endpoint: Endpoint, conn: Google
     async with entry.lock:
         client = entry.clients.get(key)
         if client is None:
-            client_cls, transport_cls = kind.load(asynchronous=True)
+            # Importing a GAPIC package can take seconds (aiplatform): never on the event loop.
+            client_cls, transport_cls = await asyncio.to_thread(kind.load, True)
             channel_key = (conn.conn_id, endpoint, conn.credentials_id)
             channel = entry.channels.get(channel_key)
             if channel is None:
@@ -445,7 +445,7 @@ class GoogleJobHook(JobStatusHook):
         if self._conn is None:
             from airflow.sdk.log import mask_secret
 
-            conn = self._fetch(self.get_connection)
+            conn = self.fetch_connection()
             extra = conn.extra_dejson
             parsed = parse_connection(self.conn_id, conn.conn_type, extra)
             for secret in connection_secrets(parsed, extra):
@@ -458,7 +458,7 @@ class GoogleJobHook(JobStatusHook):
         if self._conn is None:
             from airflow.sdk import log as sdk_log
 
-            conn = await self._afetch()
+            conn = await self.afetch_connection()
             extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
             parsed = parse_connection(self.conn_id, conn.conn_type, extra)
             amask = getattr(sdk_log, "amask_secret", None)
@@ -469,22 +469,6 @@ class GoogleJobHook(JobStatusHook):
                     sdk_log.mask_secret(secret)
             self._conn = parsed
         return self._conn
-
-    def _fetch(self, getter: Callable[[str], Connection]) -> Connection:
-        from airflow.exceptions import AirflowNotFoundException
-
-        try:
-            return getter(self.conn_id)
-        except AirflowNotFoundException:
-            raise ConfigurationError(f"Connection {self.conn_id!r} is not defined.") from None
-
-    async def _afetch(self) -> Connection:
-        from airflow.exceptions import AirflowNotFoundException
-
-        try:
-            return await self.aget_connection(self.conn_id)
-        except AirflowNotFoundException:
-            raise ConfigurationError(f"Connection {self.conn_id!r} is not defined.") from None
 
     def job_ref(
         self, conn: GoogleConnection, job_id: Any, default_target: str, request: dict[str, Any], where: str

@@ -335,7 +335,7 @@ class HuaweiCloudHook(JobStatusHook):
     def config(self) -> HuaweiConfig:
         """The connection, read once (blocking: use ``aconfig`` from async code)."""
         if self._config is None:
-            self._config = HuaweiConfig.from_connection(self.get_connection(self.conn_id))
+            self._config = HuaweiConfig.from_connection(self.fetch_connection())
         return self._config
 
     async def aconfig(self) -> HuaweiConfig:
@@ -361,7 +361,7 @@ class HuaweiCloudHook(JobStatusHook):
             importlib.import_module(module)
         for path in self.async_models:
             _import_attr(path)
-        return HuaweiConfig.from_connection(self.get_connection(self.conn_id))
+        return HuaweiConfig.from_connection(self.fetch_connection())
 
     def endpoint(self) -> str:
         """This hook's service endpoint (for links and logs)."""

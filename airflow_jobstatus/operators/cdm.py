@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
 from airflow_jobstatus.states import JobStatus
@@ -35,8 +35,8 @@ class CdmStartJobOperator(StartJobOperator):
         **kwargs: Any,
     ):
         super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
-        self.cluster_id = require_job_id(cluster_id, "cluster_id")
-        self.job_name = require_job_id(job_name, "job_name")
+        self.cluster_id = check_identifier(cluster_id, "cluster_id")
+        self.job_name = check_identifier(job_name, "job_name")
         self.variables = variables
         self.huaweicloud_conn_id = huaweicloud_conn_id
         self.submission_id: str | None = None

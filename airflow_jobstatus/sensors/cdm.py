@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
@@ -25,8 +25,8 @@ class CdmJobStatusSensor(JobStatusSensor):
         **kwargs: Any,
     ):
         super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
-        self.cluster_id = require_job_id(cluster_id, "cluster_id")
-        self.job_name = require_job_id(job_name, "job_name")
+        self.cluster_id = check_identifier(cluster_id, "cluster_id")
+        self.job_name = check_identifier(job_name, "job_name")
         self.huaweicloud_conn_id = huaweicloud_conn_id
 
     def job_ref(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import DataflowJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
@@ -26,17 +26,21 @@ class DataflowJobStatusSensor(JobStatusSensor):
         **kwargs: Any,
     ):
         super().__init__(conn_id=gcp_conn_id, **kwargs)
-        self.job_id = require_job_id(job_id)
-        self.location = require_job_id(location, "location")
+        self.job_id = check_identifier(job_id)
+        self.location = check_identifier(location, "location")
         self.project_id = project_id
         self.gcp_conn_id = gcp_conn_id
 
     def job_ref(self) -> dict[str, Any]:
         return {
             "job_id": require_job_id(self.job_id),
-            "location": self.location,
+            "location": require_job_id(self.location, "location"),
             "project_id": self.project_id,
         }
 
     def console_link_fields(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "location": self.location, "project": self.project_id}
+        return {
+            "job_id": self.job_id,
+            "location": self.location,
+            "project": self.project_id,
+        }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import DataprocJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
@@ -26,13 +26,17 @@ class DataprocJobStatusSensor(JobStatusSensor):
         **kwargs: Any,
     ):
         super().__init__(conn_id=gcp_conn_id, **kwargs)
-        self.job_id = require_job_id(job_id)
-        self.region = require_job_id(region, "region")
+        self.job_id = check_identifier(job_id)
+        self.region = check_identifier(region, "region")
         self.project_id = project_id
         self.gcp_conn_id = gcp_conn_id
 
     def job_ref(self) -> dict[str, Any]:
-        return {"job_id": require_job_id(self.job_id), "region": self.region, "project_id": self.project_id}
+        return {
+            "job_id": require_job_id(self.job_id),
+            "region": require_job_id(self.region, "region"),
+            "project_id": self.project_id,
+        }
 
     def console_link_fields(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "region": self.region, "project": self.project_id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_jobstatus.exceptions import ConfigurationError
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
@@ -30,7 +30,7 @@ class DliJobStatusSensor(JobStatusSensor):
         super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
         if job_type not in DLI_JOB_TYPES:
             raise ConfigurationError(f"job_type {job_type!r} is not one of {', '.join(DLI_JOB_TYPES)}.")
-        self.job_id = require_job_id(job_id)
+        self.job_id = check_identifier(job_id)
         self.job_type = job_type
         self.huaweicloud_conn_id = huaweicloud_conn_id
 

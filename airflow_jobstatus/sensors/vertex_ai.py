@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_jobstatus.exceptions import ConfigurationError
-from airflow_jobstatus.hooks.base import require_job_id
+from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import VertexAIJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
@@ -32,8 +32,8 @@ class VertexAIJobStatusSensor(JobStatusSensor):
         super().__init__(conn_id=gcp_conn_id, **kwargs)
         if job_type not in VERTEX_JOB_TYPES:
             raise ConfigurationError(f"job_type {job_type!r} is not one of {', '.join(VERTEX_JOB_TYPES)}.")
-        self.job_id = require_job_id(job_id)
-        self.location = require_job_id(location, "location")
+        self.job_id = check_identifier(job_id)
+        self.location = check_identifier(location, "location")
         self.job_type = job_type
         self.project_id = project_id
         self.gcp_conn_id = gcp_conn_id
@@ -41,7 +41,7 @@ class VertexAIJobStatusSensor(JobStatusSensor):
     def job_ref(self) -> dict[str, Any]:
         return {
             "job_id": require_job_id(self.job_id),
-            "location": self.location,
+            "location": require_job_id(self.location, "location"),
             "project_id": self.project_id,
             "job_type": self.job_type,
         }

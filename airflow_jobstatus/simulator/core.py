@@ -576,7 +576,8 @@ class SimulatorCore:
         """Load jobs (and ``defaults``) from a JSON file path, a list of job dicts, or a dict.
 
         File/dict form: ``{"defaults": {service: timeline}, "jobs": [...]}`` or just the list of
-        ``{"service", "job_id", "timeline", <where-keys>}``.
+        ``{"service", "job_id", "timeline", <where-keys>}``; a CDM entry with ``"timeline": null``
+        declares a job that was never started.
         """
         data: Any = source
         if isinstance(source, str | Path):
@@ -592,6 +593,10 @@ class SimulatorCore:
             if not isinstance(entry, Mapping) or not {"service", "job_id", "timeline"} <= set(entry):
                 raise ValueError(f"Scenario entry {i} needs 'service', 'job_id' and 'timeline': {entry!r}.")
             where = {k: v for k, v in entry.items() if k not in ("service", "job_id", "timeline")}
+            if entry["service"] == "cdm" and entry["timeline"] is None:
+                # A CDM job that exists but was never started: DAGs start it with StartJob.
+                self.define_cdm_job(entry["job_id"], **where)
+                continue
             added.append(self.add_job(entry["service"], entry["job_id"], entry["timeline"], **where))
         return added
 

@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -102,9 +102,12 @@ class Simulator:
     ) -> None:
         self.stop()
 
-    def serve_forever(self) -> None:
-        """Start if needed and block until SIGINT/SIGTERM, then stop. Call from the main thread."""
-        self.start()
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
+        """Block until SIGINT/SIGTERM, then stop; ``ready`` runs once the signal handlers are set.
+
+        Call from the main thread. Handlers go in before ``ready`` (which usually announces the
+        server), so a signal sent as soon as the announcement is seen always stops it cleanly.
+        """
         done = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -112,6 +115,9 @@ class Simulator:
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            self.start()
+            if ready is not None:
+                ready()
             while not done.wait(0.5):
                 if not self.running:
                     break
