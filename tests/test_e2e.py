@@ -232,7 +232,8 @@ def test_demo_command_fails_with_the_task_error(tmp_path: Path) -> None:
         {"state": "FAILED", "progress": -1, "error_summary": "Table orders does not exist"},
     ]
     scenarios = tmp_path / "failing.json"
-    scenarios.write_text(json.dumps({"defaults": {"cdm": failing_cdm}}))
+    cdm_job = {"service": "cdm", "job_id": "sim-cdm-job", "cluster_id": "sim-cluster", "timeline": None}
+    scenarios.write_text(json.dumps({"defaults": {"cdm": failing_cdm}, "jobs": [cdm_job]}))
     done = run_demo("--scenarios", str(scenarios))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Failed: cdm_migration" in done.stdout

@@ -169,3 +169,27 @@ def test_sensor_accepts_an_xcom_arg_as_job_id():
         sensor = DataprocJobStatusSensor(task_id="wait", job_id=submitted, region="r")
     assert not isinstance(sensor.job_id, str)
     assert sensor.upstream_task_ids == {"submit"}
+
+
+def test_console_links_are_built_from_the_operators_fields():
+    from airflow_jobstatus.links import CdmJobLink, DataflowJobLink, DataprocJobLink, VertexAIJobLink
+    from airflow_jobstatus.sensors import DataprocJobStatusSensor, VertexAIJobStatusSensor
+
+    sensor = DataprocJobStatusSensor(task_id="a", job_id="j-1", region="europe-west1", project_id="p")
+    url = DataprocJobLink().get_link(sensor, ti_key=None)  # type: ignore[arg-type]
+    assert url == "https://console.cloud.google.com/dataproc/jobs/j-1?region=europe-west1&project=p"
+    vertex = VertexAIJobStatusSensor(
+        task_id="b", job_id="42", location="us-central1", job_type="batch_prediction_job"
+    )
+    assert (
+        VertexAIJobLink()
+        .get_link(vertex, ti_key=None)
+        .endswith(  # type: ignore[arg-type]
+            "/vertex-ai/locations/us-central1/batch-predictions/42"
+        )
+    )
+    assert DataflowJobLink.url({"job_id": "d", "location": "l", "project": None}).endswith(
+        "/dataflow/jobs/l/d"
+    )
+    assert CdmJobLink.url({"cluster_id": "c", "job_name": "n"}) == ""  # region unknown: no half-built link
+    assert "clusterDetail/c/" in CdmJobLink.url({"region": "cn-north-4", "cluster_id": "c", "job_name": "n"})
