@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_jobstatus.sensors.base import JobWaitMixin, default_deferrable
-from airflow_jobstatus.states import JobState, JobStatus
-from airflow_jobstatus.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_MAX_BACKOFF, Verdict
+from airflow_jobstatus.sensors.base import JobWaitMixin
+from airflow_jobstatus.states import JobStatus
+from airflow_jobstatus.waiting import Verdict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,34 +24,18 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
     Killing the task cancels the job this task started, and only that one.
     """
 
+    default_not_found_grace = 30.0
+
     def __init__(
         self,
         *,
-        conn_id: str,
         wait_for_completion: bool = True,
-        deferrable: bool | None = None,
         poll_interval: float = 30.0,
-        success_states: Iterable[str | JobState] | None = None,
-        failure_states: Iterable[str | JobState] | None = None,
         soft_fail: bool = False,
         timeout: float | None = None,
-        error_budget: float = DEFAULT_ERROR_BUDGET,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        not_found_grace: float = 30.0,
-        call_timeout: float = 30.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self._init_wait(
-            conn_id=conn_id,
-            success_states=success_states,
-            failure_states=failure_states,
-            deferrable=default_deferrable() if deferrable is None else deferrable,
-            error_budget=error_budget,
-            max_backoff=max_backoff,
-            not_found_grace=not_found_grace,
-            call_timeout=call_timeout,
-        )
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}.")
         self.wait_for_completion = wait_for_completion

@@ -43,29 +43,34 @@ class JobWaitMixin:
     soft_fail: bool
     log: Any
 
-    def _init_wait(
+    #: Seconds during which "not found" is retried after the wait starts (operators just made the job).
+    default_not_found_grace: ClassVar[float] = 0.0
+
+    def __init__(
         self,
         *,
         conn_id: str,
-        success_states: Iterable[str | JobState] | None,
-        failure_states: Iterable[str | JobState] | None,
-        deferrable: bool,
-        error_budget: float,
-        max_backoff: float,
-        not_found_grace: float,
-        call_timeout: float,
-    ) -> None:
+        success_states: Iterable[str | JobState] | None = None,
+        failure_states: Iterable[str | JobState] | None = None,
+        deferrable: bool | None = None,
+        error_budget: float = DEFAULT_ERROR_BUDGET,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        not_found_grace: float | None = None,
+        call_timeout: float = 30.0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
         self.conn_id = conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.error_budget = error_budget
         self.max_backoff = max_backoff
-        self.not_found_grace = not_found_grace
+        self.not_found_grace = self.default_not_found_grace if not_found_grace is None else not_found_grace
         self.call_timeout = call_timeout
         # Validated now, so a typo fails when the DAG is parsed, not after hours of waiting.
         success, failure = resolve_state_sets(success_states, failure_states)
         self.success_states = sorted(s.value for s in success)
         self.failure_states = sorted(s.value for s in failure)
-        RetryPolicy(error_budget, max_backoff=max_backoff, not_found_grace=not_found_grace)
+        RetryPolicy(error_budget, max_backoff=max_backoff, not_found_grace=self.not_found_grace)
 
     @cached_property
     def watch(self) -> JobWatch:
@@ -147,31 +152,6 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
     """
 
     ui_color = "#d9ecf2"
-
-    def __init__(
-        self,
-        *,
-        conn_id: str,
-        success_states: Iterable[str | JobState] | None = None,
-        failure_states: Iterable[str | JobState] | None = None,
-        deferrable: bool | None = None,
-        error_budget: float = DEFAULT_ERROR_BUDGET,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        not_found_grace: float = 0.0,
-        call_timeout: float = 30.0,
-        **kwargs: Any,
-    ):
-        super().__init__(**kwargs)
-        self._init_wait(
-            conn_id=conn_id,
-            success_states=success_states,
-            failure_states=failure_states,
-            deferrable=default_deferrable() if deferrable is None else deferrable,
-            error_budget=error_budget,
-            max_backoff=max_backoff,
-            not_found_grace=not_found_grace,
-            call_timeout=call_timeout,
-        )
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
