@@ -96,10 +96,9 @@ with DAG(
         timeout=TIMEOUT,
     )
     submitted = submit_dataproc_job()
-    # A template, not submitted.output: the sensor checks its job_id when the DAG is parsed.
     wait_dataproc = DataprocJobStatusSensor(
         task_id="wait_for_dataproc_job",
-        job_id="{{ ti.xcom_pull(task_ids='submit_dataproc_job') }}",
+        job_id=submitted,  # the upstream task's return value, resolved at run time
         region="{{ params.region }}",
         deferrable=True,
         poke_interval=POLL_INTERVAL,
