@@ -1,33 +1,28 @@
-"""The contract every service hook follows, and the lazy service → hook registry the trigger uses."""
+"""The contract every service hook follows: read, and cancel, one job named by its typed reference."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook
 
 from airflow_jobstatus.exceptions import ConfigurationError
-from airflow_jobstatus.states import SERVICES, JobStatus
+from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.states import JobStatus
 
-#: Where each service's hook lives; imported only when that service is used.
-HOOK_CLASS_PATHS: dict[str, str] = {
-    "dataproc": "airflow_jobstatus.hooks.dataproc.DataprocJobHook",
-    "dataflow": "airflow_jobstatus.hooks.dataflow.DataflowJobHook",
-    "vertex_ai": "airflow_jobstatus.hooks.vertex_ai.VertexAIJobHook",
-    "cdm": "airflow_jobstatus.hooks.cdm.CdmJobHook",
-    "dli": "airflow_jobstatus.hooks.dli.DliJobHook",
-}
+R = TypeVar("R", bound=JobRef)
 
 DEFAULT_CALL_TIMEOUT = 30.0
 
 
-class JobStatusHook(BaseHook):
+class JobStatusHook(BaseHook, Generic[R]):
     """Reads one job's state as a JobStatus, synchronously or without blocking the event loop.
 
-    Subclasses set ``service``, ``conn_name_attr`` and ``default_conn_name`` and implement
-    ``get_status``/``aget_status`` taking the service's job reference as keyword arguments.
+    Subclasses set ``service``, ``conn_name_attr`` and ``default_conn_name`` and implement the four
+    calls below for their service's ``JobRef`` type; everything else about the service is in
+    ``airflow_jobstatus.services.<service>``.
     """
 
     service: ClassVar[str]
@@ -37,7 +32,7 @@ class JobStatusHook(BaseHook):
     def __init__(self, conn_id: str | None = None, timeout: float = DEFAULT_CALL_TIMEOUT, **kwargs: Any):
         super().__init__(**kwargs)
         self.conn_id = conn_id or self.default_conn_name
-        if timeout <= 0:
+        if not timeout > 0:  # also rejects NaN
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         self.timeout = float(timeout)
 
@@ -59,19 +54,25 @@ class JobStatusHook(BaseHook):
         except AirflowNotFoundException:
             raise _undefined_connection(self.conn_id) from None
 
-    # Each service declares these with its own job-reference keywords (see docs/architecture.md).
-    get_status: Callable[..., JobStatus]
-    aget_status: Callable[..., Awaitable[JobStatus]]
-    cancel: Callable[..., Any]
-    acancel: Callable[..., Awaitable[Any]]
+    def get_status(self, ref: R) -> JobStatus:
+        """One reading of the job's state."""
+        raise NotImplementedError
 
-    def cancel_job(self, **job_ref: Any) -> None:
-        """Ask the service to stop the job named by the same keywords as ``get_status``."""
-        self.cancel(**job_ref)
+    async def aget_status(self, ref: R) -> JobStatus:
+        """``get_status`` without blocking the event loop."""
+        raise NotImplementedError
 
-    async def acancel_job(self, **job_ref: Any) -> None:
-        """``cancel_job`` without blocking the event loop (used by the trigger's on_kill)."""
-        await self.acancel(**job_ref)
+    def cancel(self, ref: R) -> None:
+        """Ask the service to stop the job (see the service's ``cancel_note``)."""
+        raise NotImplementedError
+
+    async def acancel(self, ref: R) -> None:
+        """``cancel`` without blocking the event loop (a trigger's on_kill)."""
+        raise NotImplementedError
+
+    def console_scope(self) -> str | None:
+        """What a console link needs from the connection: the Google project or the Huawei region."""
+        return None
 
 
 def _undefined_connection(conn_id: str) -> ConfigurationError:
@@ -80,32 +81,12 @@ def _undefined_connection(conn_id: str) -> ConfigurationError:
     )
 
 
-def hook_class(service: str) -> type[JobStatusHook]:
+def hook_class(service: str) -> type[JobStatusHook[Any]]:
     """The hook class for ``service``, imported on first use."""
-    try:
-        path = HOOK_CLASS_PATHS[service]
-    except KeyError:
-        raise ConfigurationError(
-            f"Unknown service {service!r}. Valid services: {', '.join(SERVICES)}."
-        ) from None
-    module_name, _, class_name = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)
+    module_name, _, class_name = get_service(service).hook.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
 
 
-def make_hook(service: str, conn_id: str | None = None, **kwargs: Any) -> JobStatusHook:
+def make_hook(service: str, conn_id: str | None = None, **kwargs: Any) -> JobStatusHook[Any]:
     """Build the hook for ``service`` on connection ``conn_id`` (the service's default when None)."""
     return hook_class(service)(conn_id, **kwargs)
-
-
-def require_job_id(value: Any, name: str = "job_id") -> str:
-    """Reject an empty or blank job identifier with a clear message."""
-    if value is None or not str(value).strip():
-        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
-    return str(value).strip()
-
-
-def check_identifier(value: Any, name: str = "job_id") -> Any:
-    """At construction: reject an empty string, keep anything resolved later (an XComArg) as is."""
-    if value is None or isinstance(value, str):
-        return require_job_id(value, name)
-    return value

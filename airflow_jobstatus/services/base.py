@@ -1,0 +1,110 @@
+"""What every service module declares: a typed job reference and a ``ServiceSpec`` (pure Python)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from airflow_jobstatus.exceptions import BadResponseError, ConfigurationError
+from airflow_jobstatus.states import JobState, NativeStateTable
+
+R = TypeVar("R", bound="JobRef")
+
+
+def require_id(value: Any, name: str = "job_id") -> str:
+    """``value`` as a stripped, non-empty identifier; rejects ``.``/``..`` (a URL path would collapse them)."""
+    if value is None or not isinstance(value, str | int) or not str(value).strip():
+        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
+    text = str(value).strip()
+    if text in (".", ".."):
+        raise ConfigurationError(f"{name} {text!r} is not a valid identifier.")
+    return text
+
+
+def require_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    """``value`` when it is one of ``choices``; a ConfigurationError listing them otherwise."""
+    text = str(value or "").strip().lower()
+    if text not in choices:
+        raise ConfigurationError(f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}.")
+    return text
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job's address at its service. Subclasses are frozen dataclasses of strings, validated on creation.
+
+    ``to_dict``/``from_dict`` carry it across the trigger boundary as plain JSON.
+    """
+
+    service: ClassVar[str]
+    #: Fields that identify the job and must be non-empty (validated in ``__post_init__``).
+    id_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.id_fields:
+            object.__setattr__(self, name, require_id(getattr(self, name), name))
+
+    @property
+    def display_id(self) -> str:
+        """The id shown in logs and in ``JobStatus.job_id``."""
+        return str(getattr(self, "job_id"))  # noqa: B009 - subclasses without job_id override this
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigurationError(
+                f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(sorted(names))}."
+            )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Every fact about one service the rest of the package reads (the registry's entries)."""
+
+    name: str
+    title: str
+    cloud: str  # "google" or "huawei": which connection type and hook base serve it
+    ref_type: type[JobRef]
+    #: native → normalized table(s), keyed by job type ("" when the service has one vocabulary).
+    tables: Mapping[str, NativeStateTable]
+    hook: str  # "module.Class", imported on first use
+    sensor: str
+    link_name: str
+    #: ``console_url(ref, project_or_region)``: the job's page in the cloud console.
+    console_url: Callable[[Any, str | None], str]
+    job_types: tuple[str, ...] = ()
+    #: What cancelling does at this service (documentation and logs).
+    cancel_note: str = ""
+
+    def table(self, job_type: str | None = None) -> NativeStateTable:
+        return self.tables.get(job_type or "") or next(iter(self.tables.values()))
+
+    def native_states(self) -> dict[str, tuple[str, ...]]:
+        """Every native state name the service documents, by job type."""
+        return {jt: tuple(t.table) for jt, t in self.tables.items()}
+
+    def ref(self, data: Mapping[str, Any] | JobRef) -> JobRef:
+        """A typed reference from its dict form (or itself)."""
+        if isinstance(data, self.ref_type):
+            return data
+        if isinstance(data, JobRef):
+            raise ConfigurationError(f"{self.name}: expected a {self.ref_type.__name__}, got {data!r}.")
+        return self.ref_type.from_dict(data)
+
+
+def table(name: str, mapping: Mapping[str, JobState]) -> NativeStateTable:
+    return NativeStateTable(name, mapping)
+
+
+def bad_response(service: str, job_id: str, reason: str) -> BadResponseError:
+    """A response the parser cannot read (transient: a proxy's garbled answer must not end a wait)."""
+    return BadResponseError(f"unparseable job status for {job_id!r}: {reason}", service=service, job_id=job_id)

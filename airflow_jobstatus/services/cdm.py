@@ -1,0 +1,165 @@
+"""CDM (Cloud Data Migration): the job reference, submission states, counters, operations and parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, table
+from airflow_jobstatus.services.huawei import Operation, console, quote_segment
+from airflow_jobstatus.states import JobState, JobStatus
+
+NAME = "cdm"
+#: Submission ``status`` → JobState (docs: Querying Job Status).
+STATES = table(
+    NAME,
+    {
+        "BOOTING": JobState.PENDING,
+        "FAILURE_ON_SUBMIT": JobState.FAILED,
+        "RUNNING": JobState.RUNNING,
+        "SUCCEEDED": JobState.SUCCEEDED,
+        "FAILED": JobState.FAILED,
+        "UNKNOWN": JobState.UNKNOWN,
+        "NEVER_EXECUTED": JobState.PENDING,
+    },
+)
+#: The native state reported when the job has never been submitted: pending, never a success.
+NO_SUBMISSION = "NO_SUBMISSION"
+#: Where the counters sit in a submission, and their wire names; JobStatus.counters uses them lower-cased.
+COUNTER_GROUP = "org.apache.sqoop.submission.counter.SqoopCounters"
+COUNTERS = (
+    "ROWS_READ",
+    "ROWS_WRITTEN",
+    "BYTES_READ",
+    "BYTES_WRITTEN",
+    "FILES_READ",
+    "FILES_WRITTEN",
+    "FILES_SKIPPED",
+    "ROWS_WRITTEN_SKIPPED",
+    "TOTAL_FILES",
+    "TOTAL_SIZE",
+)
+COUNTER_KEYS = tuple(c.lower() for c in COUNTERS)
+
+
+@dataclass(frozen=True)
+class CdmJobRef(JobRef):
+    """A CDM job: the cluster it runs on and its name (its status is the latest submission's)."""
+
+    service: ClassVar[str] = NAME
+    id_fields: ClassVar[tuple[str, ...]] = ("cluster_id", "job_name")
+    cluster_id: str
+    job_name: str
+
+    @property
+    def display_id(self) -> str:
+        return f"{self.cluster_id}/{self.job_name}"
+
+    def _path(self, suffix: str) -> str:
+        cluster, name = quote_segment(self.cluster_id), quote_segment(self.job_name)
+        return f"/v1.1/{{project_id}}/clusters/{cluster}/cdm/job/{name}/{suffix}"
+
+
+def status_op(ref: CdmJobRef) -> Operation:
+    return Operation("get status", "GET", ref._path("status"), ref.display_id, is_read=True)
+
+
+def start_op(ref: CdmJobRef, variables: Mapping[str, Any] | None = None) -> Operation:
+    body = {"variables": {str(k): str(v) for k, v in variables.items()}} if variables else {}
+    return Operation("start job", "PUT", ref._path("start"), ref.display_id, body=body)
+
+
+def stop_op(ref: CdmJobRef) -> Operation:
+    return Operation("stop job", "PUT", ref._path("stop"), ref.display_id, body={}, body_required=False)
+
+
+def _latest(submissions: list[Any], job_id: str) -> Mapping[str, Any]:
+    """The latest submission: the highest submission id (the first listed when ids are missing)."""
+    if not all(isinstance(s, Mapping) for s in submissions):
+        raise bad_response(NAME, job_id, "a submission is not an object")
+
+    def key(sub: Mapping[str, Any]) -> int:
+        try:
+            return int(sub.get("submission-id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return -1
+
+    return max(submissions, key=key)
+
+
+def _progress(value: Any) -> float | None:
+    """Progress 0..100 as a fraction; None when unknown or -1 (failed)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number < 0 else min(number / 100.0, 1.0)
+
+
+def _counters(counters: Any) -> dict[str, int]:
+    group = counters.get(COUNTER_GROUP) if isinstance(counters, Mapping) else None
+    if not isinstance(group, Mapping):
+        return {}
+    result: dict[str, int] = {}
+    for wire in COUNTERS:
+        try:
+            result[wire.lower()] = int(group[wire])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return result
+
+
+def parse(data: Mapping[str, Any], ref: CdmJobRef) -> JobStatus:
+    """The JobStatus of a show-job-status body (wire JSON): the latest submission's state."""
+    job_id = ref.display_id
+    submissions = data.get("submissions")
+    if submissions is None and "submissions" not in data:
+        raise bad_response(NAME, job_id, "no 'submissions' in the answer")
+    if not isinstance(submissions, list):
+        raise bad_response(NAME, job_id, "'submissions' is not a list")
+    if not submissions:
+        return JobStatus(NAME, job_id, JobState.PENDING, NO_SUBMISSION, message="the job has no submission yet")
+    sub = _latest(submissions, job_id)
+    native = sub.get("status")
+    if not isinstance(native, str) or not native:
+        raise bad_response(NAME, job_id, "the submission has no status")
+    errors = [str(sub[k]) for k in ("error-summary", "error-details") if sub.get(k)]
+    return JobStatus(
+        service=NAME,
+        job_id=job_id,
+        state=STATES.normalize(native),
+        native_state=native,
+        message="; ".join(errors) or None,
+        progress=_progress(sub.get("progress")),
+        counters=_counters(sub.get("counters")),
+    )
+
+
+def parse_submission_id(data: Mapping[str, Any], ref: CdmJobRef) -> str:
+    """The submission id in a start-job answer."""
+    submissions = data.get("submissions")
+    first = submissions[0] if isinstance(submissions, list) and submissions else None
+    value = first.get("submission-id") if isinstance(first, Mapping) else None
+    if value is None:
+        raise bad_response(NAME, ref.display_id, "the start answer has no submission id")
+    return str(value)
+
+
+def console_url(ref: CdmJobRef, region: str | None) -> str:
+    fragment = f"/cdm/clusterDetail/{ref.cluster_id}/jobManagement?jobName={ref.job_name}"
+    return console("cdm", fragment, region)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    title="CDM",
+    cloud="huawei",
+    ref_type=CdmJobRef,
+    tables={"": STATES},
+    hook="airflow_jobstatus.hooks.cdm.CdmJobHook",
+    sensor="airflow_jobstatus.sensors.cdm.CdmJobStatusSensor",
+    link_name="CDM Job",
+    console_url=console_url,
+    cancel_note="Stop job: CDM stops the job's running submission.",
+)

@@ -1,0 +1,76 @@
+"""Dataflow: the job reference, the JobState table, parsing and the console page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, table
+from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.states import JobState, JobStatus
+
+NAME = "dataflow"
+#: Dataflow's API is global; the location travels in the request.
+DEFAULT_TARGET = "dataflow.googleapis.com:443"
+
+#: ``google.cloud.dataflow_v1beta3.JobState`` → normalized state (STOPPED means "not started yet").
+STATES = table(
+    NAME,
+    {
+        "JOB_STATE_UNKNOWN": JobState.UNKNOWN,
+        "JOB_STATE_STOPPED": JobState.PENDING,
+        "JOB_STATE_RUNNING": JobState.RUNNING,
+        "JOB_STATE_DONE": JobState.SUCCEEDED,
+        "JOB_STATE_FAILED": JobState.FAILED,
+        "JOB_STATE_CANCELLED": JobState.CANCELLED,
+        "JOB_STATE_UPDATED": JobState.UPDATED,
+        "JOB_STATE_DRAINING": JobState.DRAINING,
+        "JOB_STATE_DRAINED": JobState.DRAINED,
+        "JOB_STATE_PENDING": JobState.PENDING,
+        "JOB_STATE_CANCELLING": JobState.CANCELLING,
+        "JOB_STATE_QUEUED": JobState.QUEUED,
+        "JOB_STATE_RESOURCE_CLEANING_UP": JobState.RUNNING,
+        "JOB_STATE_PAUSING": JobState.PAUSED,
+        "JOB_STATE_PAUSED": JobState.PAUSED,
+    },
+)
+#: ``requested_state`` values for UpdateJob.
+CANCEL_REQUEST = "JOB_STATE_CANCELLED"
+DRAIN_REQUEST = "JOB_STATE_DRAINED"
+
+
+@dataclass(frozen=True)
+class DataflowJobRef(JobRef):
+    """A Dataflow job: its id, location (region), and project (None: the connection's)."""
+
+    service: ClassVar[str] = NAME
+    id_fields: ClassVar[tuple[str, ...]] = ("job_id", "location")
+    job_id: str
+    location: str
+    project_id: str | None = None
+
+
+def parse(job: Any, ref: DataflowJobRef) -> JobStatus:
+    """A ``dataflow_v1beta3.Job`` as a JobStatus (native_state keeps the full SDK name)."""
+    from google.cloud.dataflow_v1beta3 import JobState as PbJobState
+
+    state = enum_name(PbJobState, raw_message(job).current_state)
+    return JobStatus(service=NAME, job_id=ref.job_id, state=STATES.normalize(state), native_state=state)
+
+
+def console_url(ref: DataflowJobRef, project: str | None) -> str:
+    return console(f"/dataflow/jobs/{ref.location}/{ref.job_id}", project=ref.project_id or project)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    title="Dataflow",
+    cloud="google",
+    ref_type=DataflowJobRef,
+    tables={"": STATES},
+    hook="airflow_jobstatus.hooks.dataflow.DataflowJobHook",
+    sensor="airflow_jobstatus.sensors.dataflow.DataflowJobStatusSensor",
+    link_name="Dataflow Job",
+    console_url=console_url,
+    cancel_note="UpdateJob requested_state=JOB_STATE_CANCELLED: stops now, dropping in-flight data.",
+)

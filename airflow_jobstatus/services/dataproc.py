@@ -1,0 +1,101 @@
+"""Dataproc: the job reference, the JobStatus.State/Substate table, parsing and the console page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, table
+from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.states import JobState, JobStatus
+
+NAME = "dataproc"
+
+#: ``google.cloud.dataproc_v1.JobStatus.State`` → normalized state.
+STATES = table(
+    NAME,
+    {
+        "STATE_UNSPECIFIED": JobState.UNKNOWN,
+        "PENDING": JobState.PENDING,
+        "SETUP_DONE": JobState.PENDING,
+        "RUNNING": JobState.RUNNING,
+        "CANCEL_PENDING": JobState.CANCELLING,
+        "CANCEL_STARTED": JobState.CANCELLING,
+        "CANCELLED": JobState.CANCELLED,
+        "DONE": JobState.SUCCEEDED,
+        "ERROR": JobState.FAILED,
+        "ATTEMPT_FAILURE": JobState.RETRYING,
+    },
+)
+#: ``JobStatus.Substate`` → the normalized state of a RUNNING job in that substate.
+RUNNING_SUBSTATES = table(
+    NAME,
+    {
+        "UNSPECIFIED": JobState.RUNNING,
+        "SUBMITTED": JobState.RUNNING,
+        "QUEUED": JobState.QUEUED,
+        "STALE_STATUS": JobState.RUNNING,
+    },
+)
+
+
+@dataclass(frozen=True)
+class DataprocJobRef(JobRef):
+    """A Dataproc job: its id, region, and project (None: the connection's)."""
+
+    service: ClassVar[str] = NAME
+    id_fields: ClassVar[tuple[str, ...]] = ("job_id", "region")
+    job_id: str
+    region: str
+    project_id: str | None = None
+
+
+def normalize(state: str, substate: str | None) -> JobState:
+    """A Dataproc state (and substate) as a JobState: RUNNING/QUEUED is QUEUED."""
+    normalized = STATES.normalize(state)
+    if normalized is JobState.RUNNING and substate:
+        by_substate = RUNNING_SUBSTATES.normalize(substate)  # warns once about an unknown one
+        return JobState.RUNNING if by_substate is JobState.UNKNOWN else by_substate
+    return normalized
+
+
+def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
+    """A ``dataproc_v1.Job`` as a JobStatus; ``status.details`` becomes the message."""
+    from google.cloud.dataproc_v1 import JobStatus as PbJobStatus
+
+    status = raw_message(job).status
+    state = enum_name(PbJobStatus.State, status.state)
+    substate: str | None = enum_name(PbJobStatus.Substate, status.substate)
+    if substate == "UNSPECIFIED":
+        substate = None
+    return JobStatus(
+        service=NAME,
+        job_id=ref.job_id,
+        state=normalize(state, substate),
+        native_state=state,
+        substate=substate,
+        message=status.details or None,
+    )
+
+
+def default_target(region: str) -> str:
+    """The regional endpoint (``global`` uses the global one)."""
+    return "dataproc.googleapis.com:443" if region == "global" else f"{region}-dataproc.googleapis.com:443"
+
+
+def console_url(ref: DataprocJobRef, project: str | None) -> str:
+    return console(f"/dataproc/jobs/{ref.job_id}", region=ref.region, project=ref.project_id or project)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    title="Dataproc",
+    cloud="google",
+    ref_type=DataprocJobRef,
+    tables={"": STATES},
+    hook="airflow_jobstatus.hooks.dataproc.DataprocJobHook",
+    sensor="airflow_jobstatus.sensors.dataproc.DataprocJobStatusSensor",
+    link_name="Dataproc Job",
+    console_url=console_url,
+    cancel_note="CancelJob: the job goes through CANCEL_PENDING to CANCELLED.",
+)

@@ -1,0 +1,175 @@
+"""DLI (Data Lake Insight): the job reference and job types, SQL and Spark states, operations, parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from airflow_jobstatus.exceptions import BadRequestError
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, require_choice, table
+from airflow_jobstatus.services.huawei import Operation, console, quote_segment
+from airflow_jobstatus.states import JobState, JobStatus
+
+NAME = "dli"
+JOB_TYPES = ("sql", "spark")
+#: SQL job ``status`` → JobState (docs: Querying the Job Execution Progress).
+SQL_STATES = table(
+    "dli (sql)",
+    {
+        "LAUNCHING": JobState.PENDING,
+        "RUNNING": JobState.RUNNING,
+        "SCALING": JobState.RUNNING,
+        "FINISHED": JobState.SUCCEEDED,
+        "FAILED": JobState.FAILED,
+        "CANCELLED": JobState.CANCELLED,
+    },
+)
+#: Spark batch ``state`` → JobState; compared lower-cased (the docs' own example says "Success").
+SPARK_STATES = table(
+    "dli (spark)",
+    {
+        "starting": JobState.PENDING,
+        "running": JobState.RUNNING,
+        "recovering": JobState.RETRYING,
+        "success": JobState.SUCCEEDED,
+        "dead": JobState.FAILED,
+    },
+)
+#: The documented subjob fields (open-source Spark JobData), copied into JobStatus.sub_jobs when present.
+SUB_JOB_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "submission_time",
+    "completion_time",
+    "stage_ids",
+    "job_group",
+    "status",
+    "num_tasks",
+    "num_active_tasks",
+    "num_completed_tasks",
+    "num_skipped_tasks",
+    "num_failed_tasks",
+    "num_killed_tasks",
+    "num_completed_indices",
+    "num_active_stages",
+    "num_completed_stages",
+    "num_skipped_stages",
+    "num_failed_stages",
+    "killed_tasks_summary",
+)
+#: The error code DLI answers a status read of an unknown job with (HTTP 400): a not-found.
+UNKNOWN_JOB_CODE = "DLI.0002"
+
+
+@dataclass(frozen=True)
+class DliJobRef(JobRef):
+    """A DLI SQL job or Spark batch, by id."""
+
+    service: ClassVar[str] = NAME
+    id_fields: ClassVar[tuple[str, ...]] = ("job_id",)
+    job_id: str
+    job_type: str = "sql"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "job_type", require_choice(self.job_type, JOB_TYPES, "DLI job_type"))
+
+
+def status_op(ref: DliJobRef) -> Operation:
+    """SQL: the progress call (status, progress, subjobs); Spark: the batch state."""
+    job = quote_segment(ref.job_id)
+    if ref.job_type == "sql":
+        return Operation("get status", "GET", f"/v1/{{project_id}}/jobs/{job}/progress", ref.job_id, is_read=True)
+    return Operation("get status", "GET", f"/v2.0/{{project_id}}/batches/{job}/state", ref.job_id, is_read=True)
+
+
+def cancel_op(ref: DliJobRef) -> Operation:
+    job = quote_segment(ref.job_id)
+    path = f"/v1.0/{{project_id}}/jobs/{job}" if ref.job_type == "sql" else f"/v2.0/{{project_id}}/batches/{job}"
+    return Operation("cancel job", "DELETE", path, ref.job_id, body_required=False)
+
+
+def submit_sql_op(
+    sql: str, queue_name: str, database_name: str | None, conf: Mapping[str, Any] | list[str] | None
+) -> Operation:
+    """Submit a SQL statement to a queue. ``conf``: a dict or ["key=value", …]."""
+    conf_list = [f"{k}={v}" for k, v in conf.items()] if isinstance(conf, Mapping) else conf
+    body: dict[str, Any] = {"sql": sql, "queue_name": queue_name}
+    if database_name:
+        body["currentdb"] = database_name
+    if conf_list:
+        body["conf"] = list(conf_list)
+    return Operation("submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body)
+
+
+def _sub_job(sub: Any) -> dict[str, Any]:
+    if not isinstance(sub, Mapping):
+        return {}
+    return {key: sub[key] for key in SUB_JOB_FIELDS if sub.get(key) is not None}
+
+
+def parse(data: Mapping[str, Any], ref: DliJobRef) -> JobStatus:
+    """The JobStatus of a SQL progress body (progress already 0..1) or a Spark batch-state body."""
+    if ref.job_type == "spark":
+        native = data.get("state")
+        if not isinstance(native, str) or not native:
+            raise bad_response(NAME, ref.job_id, "no state")
+        return JobStatus(NAME, ref.job_id, SPARK_STATES.normalize(native.lower()), native)
+    native = data.get("status")
+    if not isinstance(native, str) or not native:
+        reason = "no status" + (f" ({data['message']})" if data.get("message") else "")
+        raise bad_response(NAME, ref.job_id, reason)
+    progress = data.get("progress")
+    sub_jobs = data.get("sub_jobs") or []
+    if not isinstance(sub_jobs, list):
+        raise bad_response(NAME, ref.job_id, "'sub_jobs' is not a list")
+    return JobStatus(
+        service=NAME,
+        job_id=ref.job_id,
+        state=SQL_STATES.normalize(native.upper()),
+        native_state=native,
+        message=str(data["message"]) if data.get("message") else None,
+        progress=float(progress) if isinstance(progress, int | float) else None,
+        sub_jobs=[s for s in (_sub_job(sub) for sub in sub_jobs) if s],
+    )
+
+
+def parse_submitted_id(data: Mapping[str, Any]) -> str:
+    """The job id in a submit answer; a refusal (is_success false) is a bad request."""
+    if data.get("is_success") is False:
+        raise BadRequestError(f"DLI refused the SQL job: {data.get('message')}", service=NAME)
+    job_id = data.get("job_id")
+    if not job_id:
+        raise bad_response(NAME, "(new job)", "the submit answer has no job_id")
+    return str(job_id)
+
+
+def check_cancelled(data: Mapping[str, Any], ref: DliJobRef) -> None:
+    """A 200 with is_success=false means DLI refused the cancel (e.g. the job already ended)."""
+    if data.get("is_success") is False:
+        raise BadRequestError(
+            f"DLI did not cancel job {ref.job_id!r}: {data.get('message') or 'no message'}",
+            service=NAME,
+            job_id=ref.job_id,
+        )
+
+
+def console_url(ref: DliJobRef, region: str | None) -> str:
+    return console("dli", f"/main/jobsManagement/sqlJob?jobId={ref.job_id}", region)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    title="DLI",
+    cloud="huawei",
+    ref_type=DliJobRef,
+    tables={"sql": SQL_STATES, "spark": SPARK_STATES},
+    hook="airflow_jobstatus.hooks.dli.DliJobHook",
+    sensor="airflow_jobstatus.sensors.dli.DliJobStatusSensor",
+    link_name="DLI Job",
+    console_url=console_url,
+    job_types=JOB_TYPES,
+    cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
+)

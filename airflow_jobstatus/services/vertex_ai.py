@@ -1,0 +1,122 @@
+"""Vertex AI: the job reference and job types, the JobState table, parsing and the console page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, require_choice, table
+from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.states import JobState, JobStatus
+
+NAME = "vertex_ai"
+INSTALL_HINT = "pip install 'airflow-jobstatus[vertex]'"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One Vertex AI job type: its resource collection, console page and JobService methods."""
+
+    collection: str
+    page: str
+    get: str
+    cancel: str
+
+
+#: job_type → its collection, console page and methods.
+JOB_KINDS: dict[str, JobKind] = {
+    "custom_job": JobKind("customJobs", "training", "get_custom_job", "cancel_custom_job"),
+    "batch_prediction_job": JobKind(
+        "batchPredictionJobs", "batch-predictions", "get_batch_prediction_job", "cancel_batch_prediction_job"
+    ),
+    "hyperparameter_tuning_job": JobKind(
+        "hyperparameterTuningJobs",
+        "training/hyperparameter-tuning-jobs",
+        "get_hyperparameter_tuning_job",
+        "cancel_hyperparameter_tuning_job",
+    ),
+}
+JOB_TYPES = tuple(JOB_KINDS)
+
+#: ``google.cloud.aiplatform_v1.JobState`` → normalized state.
+STATES = table(
+    NAME,
+    {
+        "JOB_STATE_UNSPECIFIED": JobState.UNKNOWN,
+        "JOB_STATE_QUEUED": JobState.QUEUED,
+        "JOB_STATE_PENDING": JobState.PENDING,
+        "JOB_STATE_RUNNING": JobState.RUNNING,
+        "JOB_STATE_SUCCEEDED": JobState.SUCCEEDED,
+        "JOB_STATE_FAILED": JobState.FAILED,
+        "JOB_STATE_CANCELLING": JobState.CANCELLING,
+        "JOB_STATE_CANCELLED": JobState.CANCELLED,
+        "JOB_STATE_PAUSED": JobState.PAUSED,
+        "JOB_STATE_EXPIRED": JobState.EXPIRED,
+        "JOB_STATE_UPDATING": JobState.RUNNING,
+        "JOB_STATE_PARTIALLY_SUCCEEDED": JobState.PARTIALLY_SUCCEEDED,
+    },
+)
+
+
+@dataclass(frozen=True)
+class VertexAIJobRef(JobRef):
+    """A Vertex AI job: id, location, project (None: the connection's) and job type."""
+
+    service: ClassVar[str] = NAME
+    id_fields: ClassVar[tuple[str, ...]] = ("job_id", "location")
+    job_id: str
+    location: str
+    project_id: str | None = None
+    job_type: str = "custom_job"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "job_type", require_choice(self.job_type, JOB_TYPES, "Vertex AI job_type"))
+
+    @property
+    def kind(self) -> JobKind:
+        return JOB_KINDS[self.job_type]
+
+    def resource_name(self, project: str) -> str:
+        return f"projects/{project}/locations/{self.location}/{self.kind.collection}/{self.job_id}"
+
+
+def parse(job: Any, ref: VertexAIJobRef) -> JobStatus:
+    """A Vertex AI job resource as a JobStatus; ``error.message`` becomes the message."""
+    from google.cloud.aiplatform_v1.types.job_state import JobState as PbJobState
+
+    pb = raw_message(job)
+    state = enum_name(PbJobState, pb.state)
+    message = pb.error.message if pb.HasField("error") else ""
+    return JobStatus(
+        service=NAME,
+        job_id=ref.job_id,
+        state=STATES.normalize(state),
+        native_state=state,
+        message=message or None,
+    )
+
+
+def default_target(location: str) -> str:
+    """The regional endpoint (``global`` uses the global one)."""
+    return "aiplatform.googleapis.com:443" if location == "global" else f"{location}-aiplatform.googleapis.com:443"
+
+
+def console_url(ref: VertexAIJobRef, project: str | None) -> str:
+    path = f"/vertex-ai/locations/{ref.location}/{ref.kind.page}/{ref.job_id}"
+    return console(path, project=ref.project_id or project)
+
+
+SPEC = ServiceSpec(
+    name=NAME,
+    title="Vertex AI",
+    cloud="google",
+    ref_type=VertexAIJobRef,
+    tables={"": STATES},
+    hook="airflow_jobstatus.hooks.vertex_ai.VertexAIJobHook",
+    sensor="airflow_jobstatus.sensors.vertex_ai.VertexAIJobStatusSensor",
+    link_name="Vertex AI Job",
+    console_url=console_url,
+    job_types=JOB_TYPES,
+    cancel_note="Cancel<Type>Job: the job goes through CANCELLING to CANCELLED.",
+)
