@@ -45,8 +45,11 @@ class ServiceError(JobStatusError):
         service: str | None = None,
         job_id: str | None = None,
         code: str | int | None = None,
+        retry_after: float | None = None,
     ):
         self.message = message
+        #: Seconds the service asked us to wait before retrying (HTTP Retry-After), if it said.
+        self.retry_after = retry_after
         self.service = service
         self.job_id = job_id
         self.code = code
@@ -55,7 +58,7 @@ class ServiceError(JobStatusError):
         super().__init__(f"{prefix}{message}{suffix}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.to_dict()))
+        return (ServiceError.from_dict, (self.to_dict(),))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, so a trigger can hand the error to the worker in its event."""
@@ -65,13 +68,18 @@ class ServiceError(JobStatusError):
             "service": self.service,
             "job_id": self.job_id,
             "code": self.code,
+            "retry_after": self.retry_after,
         }
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ServiceError:
         cls = _KINDS.get(data.get("kind", ""), ServiceError)
         return cls(
-            data["message"], service=data.get("service"), job_id=data.get("job_id"), code=data.get("code")
+            data["message"],
+            service=data.get("service"),
+            job_id=data.get("job_id"),
+            code=data.get("code"),
+            retry_after=data.get("retry_after"),
         )
 
 
@@ -101,9 +109,14 @@ class BadRequestError(ServiceError):
 
 
 class BadResponseError(ServiceError):
-    """The service answered with something that cannot be parsed."""
+    """The service answered with something that cannot be parsed (empty, truncated, undecodable).
+
+    Retried within the error budget: one garbled answer from a proxy must not end a wait on a job
+    that keeps running.
+    """
 
     kind = "bad_response"
+    retryable = True
 
 
 class ConfigurationError(JobStatusError, ValueError):
@@ -122,6 +135,3 @@ _KINDS: dict[str, type[ServiceError]] = {
     )
 }
 
-
-def _rebuild(cls: type[ServiceError], data: dict[str, Any]) -> ServiceError:
-    return cls(data["message"], service=data.get("service"), job_id=data.get("job_id"), code=data.get("code"))
