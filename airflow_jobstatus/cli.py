@@ -1,12 +1,15 @@
 """The ``airflow-jobstatus`` command: read or watch a job's normalized status, run the simulator, run the demo.
 
 Airflow, the hooks and the SDKs are imported inside the subcommands, so ``--help`` stays fast.
-Errors are one line on stderr: exit 2 for a usage error, 1 for anything else.
+Errors are one line on stderr. Exit codes (the same for every subcommand):
+0 success (``status``: the job has not failed), 1 the job failed, 2 usage error (bad command line,
+unknown service, invalid job reference), 3 service or connection error (the job could not be read).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -14,19 +17,43 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from airflow_jobstatus.states import SERVICES
+from airflow_jobstatus.services import REGISTRY, SERVICES, ServiceSpec
 
 PROG = "airflow-jobstatus"
-JOB_HELP = """\
-JOB is the service's job reference:
-  dataproc   JOB_ID --region R [--project P]
-  dataflow   JOB_ID --location L [--project P]
-  vertex_ai  JOB_ID --location L [--job-type custom_job|batch_prediction_job|hyperparameter_tuning_job]
-  cdm        CLUSTER_ID JOB_NAME
-  dli        JOB_ID [--job-type sql|spark]
-The connection is the service's default (google_cloud_default or huaweicloud_default) unless
---conn-id is given; it is read as Airflow reads it (AIRFLOW_CONN_* environment variables,
-secrets backends, the metadata DB)."""
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_SERVICE_ERROR = 0, 1, 2, 3
+#: Job-reference fields given as options rather than positional JOB arguments.
+OPTION_FIELDS = {
+    "region": "--region",
+    "location": "--location",
+    "project_id": "--project",
+    "job_type": "--job-type",
+}
+
+
+def _positional(spec: ServiceSpec) -> list[str]:
+    return [f for f in spec.ref_type.id_fields if f not in OPTION_FIELDS]
+
+
+def _job_help() -> str:
+    lines = ["JOB is the service's job reference:"]
+    for spec in REGISTRY.values():
+        fields = {f.name for f in dataclasses.fields(spec.ref_type)}
+        words = [f.upper() for f in _positional(spec)]
+        words += [f"{OPTION_FIELDS[f]} X" for f in spec.ref_type.id_fields if f in OPTION_FIELDS]
+        words += [f"[{OPTION_FIELDS[f]} X]" for f in ("project_id",) if f in fields]
+        if spec.job_types:
+            words.append(f"[--job-type {'|'.join(spec.job_types)}]")
+        lines.append(f"  {spec.name:<10} {' '.join(words)}")
+    lines.append(
+        "The connection is the service's default (google_cloud_default or huaweicloud_default) unless\n"
+        "--conn-id is given; it is read as Airflow reads it (AIRFLOW_CONN_* environment variables,\n"
+        "secrets backends, the metadata DB).\n"
+        "Exit codes: 0 success, 1 the job failed, 2 usage error, 3 service or connection error."
+    )
+    return "\n".join(lines)
+
+
+JOB_HELP = _job_help()
 
 
 class UsageError(Exception):
@@ -60,15 +87,22 @@ def build_parser() -> Parser:
 
     watch = sub.add_parser(
         "watch",
-        help="follow a job until it ends (exit 0 on success, 1 on failure)",
+        help="follow a job until it ends (exit 0 on success, 1 on failure, 3 on a service error)",
         description="Poll a job and print a line per change (state, progress, DLI subjob tasks, CDM "
-        "rows) until it reaches a terminal state. Exit 0 on success, 1 on failure.",
+        "rows) until it reaches a terminal state. Transient errors are retried for up to "
+        "--error-budget seconds in a row.",
         epilog=JOB_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_job_args(watch)
     watch.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
     watch.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    watch.add_argument(
+        "--error-budget",
+        type=float,
+        default=60.0,
+        help="seconds of consecutive transient errors to ride out before giving up (default 60)",
+    )
 
     sim = sub.add_parser(
         "simulate",
@@ -77,8 +111,8 @@ def build_parser() -> Parser:
         "Ctrl-C or SIGTERM, and print the AIRFLOW_CONN_* lines pointing at it.",
     )
     sim.add_argument("--scenarios", help="scenario JSON file (default: the bundled default.json)")
-    sim.add_argument("--grpc-port", type=int, default=0, help="gRPC port (default: a free one)")
-    sim.add_argument("--http-port", type=int, default=0, help="HTTP port (default: a free one)")
+    sim.add_argument("--grpc-port", type=int, default=50061, help="gRPC port (default 50061; 0: a free one)")
+    sim.add_argument("--http-port", type=int, default=8961, help="HTTP port (default 8961; 0: a free one)")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--ak", default="sim-ak", help="Huawei access key the simulator accepts")
     sim.add_argument("--sk", default="sim-sk", help="Huawei secret key the simulator accepts")
@@ -118,33 +152,43 @@ def parse_service(name: str) -> str:
     return service
 
 
-def job_ref(service: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The hook's get_status keywords from the positional JOB arguments and the options."""
-    names = {"cdm": ("CLUSTER_ID", "JOB_NAME")}.get(service, ("JOB_ID",))
+def job_ref(service: str, args: argparse.Namespace) -> Any:
+    """The service's typed job reference from the positional JOB arguments and the options."""
+    from airflow_jobstatus.exceptions import ConfigurationError
+
+    spec = REGISTRY[service]
+    names = _positional(spec)
     if len(args.job) != len(names):
-        raise UsageError(f"{service} takes {' '.join(names)}, got {len(args.job)} argument(s)")
-    for name, value in zip(names, args.job, strict=True):
-        if not value.strip():
-            raise UsageError(f"{name} must not be empty")
-    values = [v.strip() for v in args.job]
-    if service == "cdm":
-        return {"cluster_id": values[0], "job_name": values[1]}
-    ref: dict[str, Any] = {"job_id": values[0]}
-    if service in ("dataproc", "dataflow", "vertex_ai"):
-        option = "--region" if service == "dataproc" else "--location"
-        if not args.location:
-            raise UsageError(f"{service} needs {option}")
-        ref["region" if service == "dataproc" else "location"] = args.location
-        if args.project:
-            ref["project_id"] = args.project
-    if args.job_type:
-        if service not in ("vertex_ai", "dli"):
-            raise UsageError(f"--job-type applies to vertex_ai and dli, not {service}")
-        ref["job_type"] = args.job_type
-    return ref
+        words = " ".join(n.upper() for n in names)
+        raise UsageError(f"{service} takes {words}, got {len(args.job)} argument(s)")
+    fields: dict[str, Any] = dict(zip(names, args.job, strict=True))
+    ref_fields = {f.name for f in dataclasses.fields(spec.ref_type)}
+    given = {
+        "region": args.location,
+        "location": args.location,
+        "project_id": args.project,
+        "job_type": args.job_type,
+    }
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in ref_fields:
+            if name in ("region", "location") and not ref_fields & {"region", "location"}:
+                raise UsageError(f"--region/--location does not apply to {service}")
+            if name in ("project_id", "job_type"):
+                raise UsageError(f"{OPTION_FIELDS[name]} does not apply to {service}")
+            continue
+        fields[name] = value
+    for name in spec.ref_type.id_fields:
+        if name in OPTION_FIELDS and name not in fields:
+            raise UsageError(f"{service} needs {OPTION_FIELDS[name]}")
+    try:
+        return spec.ref(fields)
+    except ConfigurationError as err:
+        raise UsageError(str(err)) from None
 
 
-def _hook_and_ref(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def _hook_and_ref(args: argparse.Namespace) -> tuple[Any, Any]:
     service = parse_service(args.service)
     ref = job_ref(service, args)
     from airflow_jobstatus.hooks.base import make_hook
@@ -173,12 +217,14 @@ def status_lines(status: Any) -> list[str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     hook, ref = _hook_and_ref(args)
-    status = hook.get_status(**ref)
+    status = hook.get_status(ref)
     if args.json:
         print(json.dumps(status.to_dict(), indent=2, sort_keys=True))
     else:
         print("\n".join(status_lines(status)))
-    return 0
+    from airflow_jobstatus.states import DEFAULT_FAILURE_STATES
+
+    return EXIT_JOB_FAILED if status.state in DEFAULT_FAILURE_STATES else EXIT_OK
 
 
 def watch_line(status: Any) -> str:
@@ -190,18 +236,23 @@ def watch_line(status: Any) -> str:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    if args.interval <= 0:
+    if not args.interval > 0:
         raise UsageError("--interval must be > 0 seconds")
+    if not 0 <= args.error_budget < float("inf"):
+        raise UsageError("--error-budget must be a number of seconds >= 0")
     hook, ref = _hook_and_ref(args)
-    from airflow_jobstatus.waiting import JobWatch
+    from airflow_jobstatus.exceptions import JobFailedError
+    from airflow_jobstatus.waiting import JobWatch, RetryPolicy
 
     quiet = logging.getLogger("airflow_jobstatus.cli.watch")
-    quiet.setLevel(logging.WARNING)  # the watch logs every poll at INFO; we print our own lines
-    watch = JobWatch(None, None, log=quiet)
+    quiet.setLevel(logging.ERROR)  # the watch logs every poll at INFO; we print our own lines
+    watch = JobWatch(
+        None, None, RetryPolicy(args.error_budget, max_backoff=max(args.interval, 1.0)), log=quiet
+    )
     started = time.monotonic()
     last = None
     while True:
-        status = watch.read(lambda: hook.get_status(**ref))
+        status = watch.read(lambda: hook.get_status(ref))
         verdict = watch.verdict(status)
         line = watch_line(status)
         if line != last:
@@ -209,11 +260,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
             last = line
         if verdict != "wait":
             if verdict == "failure":
-                print(f"{status.service} job {status.job_id} failed: {status.state.value}", file=sys.stderr)
-            return 0 if verdict == "success" else 1
+                print(f"{PROG} watch: {JobFailedError(status)}", file=sys.stderr)
+            return EXIT_OK if verdict == "success" else EXIT_JOB_FAILED
         if args.timeout is not None and time.monotonic() - started > args.timeout:
-            print(f"{PROG}: error: still {status.state.value} after {args.timeout:g} s", file=sys.stderr)
-            return 1
+            print(
+                f"{PROG} watch: error: still {status.state.value} after {args.timeout:g} s", file=sys.stderr
+            )
+            return EXIT_SERVICE_ERROR
         time.sleep(args.interval)
 
 
@@ -225,6 +278,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     scenarios = Path(args.scenarios) if args.scenarios else DEFAULT_SCENARIOS
     if not scenarios.is_file():
         raise UsageError(f"scenario file {str(scenarios)!r} not found")
+    for name, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{name} must be a port number from 0 to 65535")
     sim = Simulator(
         ak=args.ak,
         sk=args.sk,
@@ -262,13 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UsageError as err:
         print(f"{PROG} {args.command}: error: {err} (see --help)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
         print(f"{PROG} {args.command}: error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return EXIT_SERVICE_ERROR
 
 
 def one_line(err: BaseException) -> str:

@@ -36,21 +36,11 @@ LOG_MARKER = re.compile(r"^\[demo\] (.*)$|\[DAG TEST\] starting task_id=(\S+)")
 
 
 def normalized_state(service: str, snap: dict[str, Any]) -> str:
-    """The simulator's native state as this provider's hooks normalize it."""
-    native = str(snap.get("state"))
-    if service == "dataproc":
-        from airflow_jobstatus.hooks.dataproc import normalize
+    """The simulator's native state as this provider's parsers normalize it."""
+    from airflow_jobstatus.services import get_service
 
-        return normalize(native, snap.get("substate")).value
-    from airflow_jobstatus.hooks import cdm, dataflow, dli, vertex_ai
-
-    tables = {
-        "dataflow": dataflow.DATAFLOW_STATES,
-        "vertex_ai": vertex_ai.VERTEX_AI_STATES,
-        "cdm": cdm.CDM_STATES,
-        "dli": dli.SPARK_STATES if snap.get("where", {}).get("job_type") == "spark" else dli.SQL_STATES,
-    }
-    return tables[service].normalize(native).value
+    job_type = snap.get("where", {}).get("job_type")
+    return get_service(service).normalize(str(snap["state"]), snap.get("substate"), job_type).value
 
 
 def progress_text(service: str, snap: dict[str, Any]) -> str:

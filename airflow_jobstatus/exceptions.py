@@ -134,4 +134,3 @@ _KINDS: dict[str, type[ServiceError]] = {
         BadResponseError,
     )
 }
-

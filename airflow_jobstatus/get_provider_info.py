@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+from airflow_jobstatus.services import REGISTRY
 
 
 def _str_field(label: str, description: str = "", default: Any = None) -> dict[str, Any]:
@@ -15,6 +15,13 @@ def _str_field(label: str, description: str = "", default: Any = None) -> dict[s
     if description:
         field["description"] = description
     return field
+
+
+def _link_classes() -> list[str]:
+    """Every service's console-link class (``links.py``, one per service)."""
+    from airflow_jobstatus.links import ConsoleLink
+
+    return sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in ConsoleLink.__subclasses__())
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -32,14 +39,16 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "airflow-jobstatus",
-                "python-modules": [f"airflow_jobstatus.hooks.{s}" for s in _SERVICES]
-                + ["airflow_jobstatus.hooks.huaweicloud"],
+                "python-modules": [
+                    *sorted({s.hook.rpartition(".")[0] for s in REGISTRY.values()}),
+                    "airflow_jobstatus.hooks.huaweicloud",
+                ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "airflow-jobstatus",
-                "python-modules": [f"airflow_jobstatus.sensors.{s}" for s in _SERVICES],
+                "python-modules": sorted({s.sensor.rpartition(".")[0] for s in REGISTRY.values()}),
             }
         ],
         "triggers": [
@@ -54,13 +63,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_jobstatus.operators.cdm", "airflow_jobstatus.operators.dli"],
             }
         ],
-        "extra-links": [
-            "airflow_jobstatus.links.CdmJobLink",
-            "airflow_jobstatus.links.DliJobLink",
-            "airflow_jobstatus.links.DataprocJobLink",
-            "airflow_jobstatus.links.DataflowJobLink",
-            "airflow_jobstatus.links.VertexAIJobLink",
-        ],
+        "extra-links": _link_classes(),
         "connection-types": [
             {
                 "hook-class-name": "airflow_jobstatus.hooks.huaweicloud.HuaweiCloudHook",
@@ -78,7 +81,11 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Verify SSL",
                         "schema": {"type": ["boolean", "null"], "default": True},
                     },
-                    "security_token": _str_field("Security token", "For temporary AK/SK credentials."),
+                    "security_token": {
+                        **_str_field("Security token", "For temporary AK/SK credentials."),
+                        "format": "password",
+                    },
+                    "proxy": _str_field("Proxy", "http(s)://host:port, used for every call."),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "port", "extra"],

@@ -1,77 +1,53 @@
-"""Console links (operator extra links) to the job pages in the Google Cloud and Huawei Cloud consoles.
+"""Console links (operator extra links) to a job's page in the Google Cloud or Huawei Cloud console.
 
-Airflow 3 calls ``get_link`` on the worker when the task finishes, with the operator that ran, so a
-link is built from the operator's rendered fields (``console_link_fields()``) and stored as an XCom.
+Airflow 3 calls ``get_link`` on the worker when the task finishes, with the operator that ran, and
+stores the URL as an XCom: the URL is built from the rendered job reference and the connection's
+project (Google) or region (Huawei), through the service's ``console_url``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, ClassVar
 
 from airflow.sdk import BaseOperatorLink
+
+from airflow_jobstatus.services import REGISTRY
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-VERTEX_PAGES = {
-    "custom_job": "training",
-    "batch_prediction_job": "batch-predictions",
-    "hyperparameter_tuning_job": "training/hyperparameter-tuning-jobs",
-}
-
 
 class ConsoleLink(BaseOperatorLink):
-    """A console URL made from ``operator.console_link_fields()``; empty while a field is unknown."""
+    """The job's console page; empty while the job is unknown."""
 
-    name: ClassVar[str]  # type: ignore[misc]
-    base: ClassVar[str] = "https://console.cloud.google.com"
-    path: ClassVar[str]
-    query: ClassVar[tuple[str, ...]] = ("project",)
-
-    @classmethod
-    def url(cls, fields: dict[str, Any]) -> str:
-        fields = {k: v for k, v in fields.items() if v not in (None, "")}
-        if "job_type" in fields:
-            fields["page"] = VERTEX_PAGES.get(str(fields["job_type"]), "training")
-        try:
-            path = cls.path.format(**fields)
-        except KeyError:
-            return ""
-        query = urlencode({k: fields[k] for k in cls.query if k in fields})
-        return f"{cls.base}{path}" + (f"?{query}" if query else "")
+    service: ClassVar[str]
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        fields: Any = getattr(operator, "console_link_fields", dict)()
-        return self.url(fields) if isinstance(fields, dict) else ""
+        console_url = getattr(operator, "console_url", None)
+        return str(console_url()) if callable(console_url) else ""
 
 
 class DataprocJobLink(ConsoleLink):
-    name = "Dataproc Job"
-    path = "/dataproc/jobs/{job_id}"
-    query = ("region", "project")
+    service = "dataproc"
+    name = REGISTRY[service].link_name
 
 
 class DataflowJobLink(ConsoleLink):
-    name = "Dataflow Job"
-    path = "/dataflow/jobs/{location}/{job_id}"
+    service = "dataflow"
+    name = REGISTRY[service].link_name
 
 
 class VertexAIJobLink(ConsoleLink):
-    name = "Vertex AI Job"
-    path = "/vertex-ai/locations/{location}/{page}/{job_id}"
+    service = "vertex_ai"
+    name = REGISTRY[service].link_name
 
 
 class CdmJobLink(ConsoleLink):
-    name = "CDM Job"
-    base = "https://console.huaweicloud.com"
-    path = "/cdm/?region={region}#/cdm/clusterDetail/{cluster_id}/jobManagement?jobName={job_name}"
-    query = ()
+    service = "cdm"
+    name = REGISTRY[service].link_name
 
 
 class DliJobLink(ConsoleLink):
-    name = "DLI Job"
-    base = "https://console.huaweicloud.com"
-    path = "/dli/?region={region}#/main/jobsManagement/sqlJob?jobId={job_id}"
-    query = ()
+    service = "dli"
+    name = REGISTRY[service].link_name

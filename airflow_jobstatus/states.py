@@ -10,8 +10,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
-
 
 class JobState(str, Enum):
     """A job's state, the same vocabulary for every service."""

@@ -1,25 +1,28 @@
-"""The one wait loop's rules, shared by sensors (poke/reschedule), the trigger and the operators.
+"""The wait rules, shared by sensors (poke/reschedule), the trigger and the operators.
 
 A ``JobWatch`` decides what a status means (success, failure, keep waiting), logs one progress
 line per poll and a warning per change into a stuck state, and retries transient errors with
-capped exponential backoff and jitter until an error budget of consecutive failures runs out.
+capped exponential backoff and equal jitter (honouring a server's Retry-After) until an error
+budget of consecutive failures runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from airflow_jobstatus.exceptions import JobNotFoundError, ServiceError
 from airflow_jobstatus.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
 
 Verdict = Literal["success", "failure", "wait"]
+T = TypeVar("T")
 
 #: Native states or substates that mean "this will not progress by itself" on a non-stuck JobState.
 ATTENTION_NATIVE = frozenset({"STALE_STATUS", "NEVER_EXECUTED", "NO_SUBMISSION"})
@@ -27,6 +30,17 @@ ATTENTION_NATIVE = frozenset({"STALE_STATUS", "NEVER_EXECUTED", "NO_SUBMISSION"}
 DEFAULT_ERROR_BUDGET = 300.0
 HISTORY_LIMIT = 50
 DEFAULT_MAX_BACKOFF = 60.0
+#: How long a cancel is retried through transient errors before giving up (and saying so).
+CANCEL_ERROR_BUDGET = 30.0
+
+
+def check_seconds(name: str, value: Any, *, positive: bool = False) -> float:
+    """``value`` as seconds: a finite number >= 0 (> 0 with ``positive``); a clear ValueError otherwise."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}.")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -39,14 +53,21 @@ class RetryPolicy:
     not_found_grace: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("error_budget", "initial_backoff", "max_backoff", "not_found_grace"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}.")
+        check_seconds("error_budget", self.error_budget)
+        check_seconds("not_found_grace", self.not_found_grace)
+        check_seconds("initial_backoff", self.initial_backoff, positive=True)
+        check_seconds("max_backoff", self.max_backoff, positive=True)  # 0 would be a retry storm
 
-    def backoff(self, attempt: int) -> float:
-        """Capped exponential delay with full jitter for the ``attempt``-th consecutive error (1-based)."""
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Capped exponential delay with equal jitter for the ``attempt``-th consecutive error (1-based).
+
+        A server's ``retry_after`` is honoured, bounded by ``max_backoff``.
+        """
         cap = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
+        delay = random.uniform(cap / 2, cap)
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(retry_after, self.max_backoff))
+        return delay
 
 
 class JobWatch:
@@ -97,8 +118,8 @@ class JobWatch:
                 )
         if status.state in self.success_states:
             return "success"
-        if status.state in self.failure_states:
-            return "failure"
+        if status.state in self.failure_states or status.state.is_terminal:
+            return "failure"  # a terminal state never keeps the wait going, whatever the sets say
         return "wait"
 
     def _remember(self, status: JobStatus) -> None:
@@ -135,7 +156,8 @@ class JobWatch:
                 err,
             )
             raise err
-        delay = min(self.policy.backoff(self.errors), self.policy.error_budget - streak)
+        retry_after = getattr(err, "retry_after", None)
+        delay = min(self.policy.backoff(self.errors, retry_after), self.policy.error_budget - streak)
         self.log.warning("Transient error (%s); retrying in %.1f s.", err, delay)
         return max(delay, 0.0)
 
@@ -144,27 +166,27 @@ class JobWatch:
         self.errors = 0
 
     # -- one poll, with retries ---------------------------------------------------------------
-    def read(self, fetch: Callable[[], JobStatus], sleep: Callable[[float], Any] = time.sleep) -> JobStatus:
-        """Read one status, riding out transient errors within the budget (sync path)."""
+    def read(self, fetch: Callable[[], T], sleep: Callable[[float], Any] = time.sleep) -> T:
+        """Call ``fetch`` (a status read, a cancel), riding out transient errors within the budget."""
         while True:
             try:
-                status = fetch()
+                result = fetch()
             except Exception as err:
                 sleep(self.on_error(err))
                 continue
             self._ok()
-            return status
+            return result
 
-    async def aread(self, fetch: Callable[[], Awaitable[JobStatus]]) -> JobStatus:
-        """Read one status, riding out transient errors within the budget (async path)."""
+    async def aread(self, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``read`` for a coroutine, sleeping without blocking the event loop."""
         while True:
             try:
-                status = await fetch()
+                result = await fetch()
             except Exception as err:
                 await asyncio.sleep(self.on_error(err))
                 continue
             self._ok()
-            return status
+            return result
 
     def wait(
         self, fetch: Callable[[], JobStatus], poll_interval: float, timeout: float | None = None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from airflow_jobstatus.services import SERVICES
+
 REGION = "europe-west1"
-ALL_SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+ALL_SERVICES = SERVICES
 
 
 def timeline(service: str, end_after: float) -> list[dict[str, Any]]:

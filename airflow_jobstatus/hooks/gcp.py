@@ -7,15 +7,14 @@ per process and event loop; google.api_core / gRPC errors → this provider's er
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import importlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_jobstatus.exceptions import (
     AuthenticationError,
@@ -27,13 +26,14 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
-from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, require_job_id
+from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.loop_cache import PerLoopCache
+from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CONN_TYPE = "google_cloud_platform"
 DEFAULT_CONN_ID = "google_cloud_default"
@@ -59,6 +59,8 @@ class GoogleConnection:
     conn_id: str
     project_id: str | None = None
     key_path: str | None = None
+    credential_config_file: str | Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    anonymous: bool = False
     keyfile_dict: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
     impersonation_chain: tuple[str, ...] = ()
@@ -118,20 +120,75 @@ def _keyfile(value: Any, conn_id: str) -> dict[str, Any] | None:
     return value
 
 
-def parse_connection(conn_id: str, conn_type: str | None, extra: Mapping[str, Any]) -> GoogleConnection:
-    """Read a google_cloud_platform connection's extras (same fields as the Google provider)."""
+#: Google provider credential extras this hook does not implement: refused, never silently replaced by ADC.
+UNSUPPORTED_CREDENTIAL_EXTRAS = {
+    "key_secret_name": "a key stored in Secret Manager",
+    "key_secret_project_id": "a key stored in Secret Manager",
+    "idp_issuer_url": "an identity-provider token exchange",
+    "idp_extra_params_json": "an identity-provider token exchange",
+}
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_connection(
+    conn_id: str,
+    conn_type: str | None,
+    extra: Mapping[str, Any],
+    impersonation_chain: str | Sequence[str] | None = None,
+) -> GoogleConnection:
+    """Read a google_cloud_platform connection's extras (the Google provider's fields).
+
+    Credentials: ``keyfile_dict``, ``key_path``, ``credential_config_file`` (workload identity
+    federation), ``is_anonymous``, else Application Default Credentials. Extras naming a credential
+    source this hook does not implement fail with a clear error instead of falling back to ADC.
+    ``impersonation_chain`` (the hook's argument) overrides the connection's.
+    """
     if conn_type and conn_type not in (CONN_TYPE, "gcp"):
         log.warning("Connection %r has type %r; reading it as %r.", conn_id, conn_type, CONN_TYPE)
+    for key, what in UNSUPPORTED_CREDENTIAL_EXTRAS.items():
+        if _extra(extra, key) is not None:
+            raise ConfigurationError(
+                f"Connection {conn_id!r} sets {key!r} ({what}), which airflow-jobstatus does not support; "
+                "use 'keyfile_dict', 'key_path', 'credential_config_file' or Application Default "
+                "Credentials (no extra)."
+            )
     keyfile_dict = _keyfile(_extra(extra, "keyfile_dict"), conn_id)
     key_path = _extra(extra, "key_path")
+    config_file = _extra(extra, "credential_config_file")
+    anonymous = _flag(_extra(extra, "is_anonymous"))
+    sources = [
+        n
+        for n, v in (
+            ("keyfile_dict", keyfile_dict),
+            ("key_path", key_path),
+            ("credential_config_file", config_file),
+        )
+        if v
+    ]
+    if anonymous:
+        sources.append("is_anonymous")
+    if len(sources) > 1:
+        raise ConfigurationError(
+            f"Connection {conn_id!r} sets {' and '.join(sources)}: set one credential source."
+        )
     scopes = _names(_extra(extra, "scope"), "scope", conn_id) or (CLOUD_PLATFORM_SCOPE,)
-    chain = _names(_extra(extra, "impersonation_chain"), "impersonation_chain", conn_id)
+    if impersonation_chain:
+        chain = _names(impersonation_chain, "impersonation_chain", conn_id)
+    else:
+        chain = _names(_extra(extra, "impersonation_chain"), "impersonation_chain", conn_id)
     endpoint = _extra(extra, "api_endpoint")
-    identity = json.dumps([key_path, keyfile_dict, scopes, chain], sort_keys=True, default=str)
+    identity = json.dumps(
+        [key_path, keyfile_dict, config_file, anonymous, scopes, chain], sort_keys=True, default=str
+    )
     return GoogleConnection(
         conn_id=conn_id,
         project_id=_extra(extra, "project"),
         key_path=str(key_path) if key_path else None,
+        credential_config_file=config_file,
+        anonymous=anonymous,
         keyfile_dict=keyfile_dict,
         scopes=scopes,
         impersonation_chain=chain,
@@ -169,28 +226,25 @@ def resolve_endpoint(api_endpoint: str | None, default_target: str) -> Endpoint:
 
 def build_credentials(conn: GoogleConnection) -> Credentials:
     """Credentials from the connection's key, else Application Default Credentials (blocking)."""
-    import google.auth
     from google.auth import exceptions as auth_exceptions
 
     scopes = list(conn.scopes)
+    if conn.anonymous:
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()
+    problem = ""
     try:
-        if conn.keyfile_dict is not None:
-            creds, _ = google.auth.load_credentials_from_dict(dict(conn.keyfile_dict), scopes=scopes)
-        elif conn.key_path:
-            creds, _ = google.auth.load_credentials_from_file(conn.key_path, scopes=scopes)
-        else:
-            creds, _ = google.auth.default(scopes=scopes)
+        creds = _load_credentials(conn, scopes)
     except auth_exceptions.DefaultCredentialsError as err:
-        raise ConfigurationError(
-            f"Connection {conn.conn_id!r}: cannot load Google credentials "
-            f"({_scrub(str(err), conn)}). Set 'keyfile_dict' or 'key_path', or configure "
-            "Application Default Credentials."
-        ) from None
+        problem = (
+            f"{_scrub(str(err), conn)}. Set 'keyfile_dict', 'key_path' or 'credential_config_file', or "
+            "configure Application Default Credentials"
+        )
     except (ValueError, KeyError, OSError) as err:
-        raise ConfigurationError(
-            f"Connection {conn.conn_id!r}: cannot load Google credentials ({type(err).__name__}: "
-            f"{_scrub(str(err), conn)})."
-        ) from None
+        problem = f"{type(err).__name__}: {_scrub(str(err), conn)}"
+    if problem:  # raised outside the except block: the original error (key material?) is not kept
+        raise ConfigurationError(f"Connection {conn.conn_id!r}: cannot load Google credentials ({problem}).")
     if hasattr(creds, "with_always_use_jwt_access"):
         creds = creds.with_always_use_jwt_access(True)  # self-signed JWT, as the GAPIC clients do
     if conn.impersonation_chain:
@@ -203,6 +257,23 @@ def build_credentials(conn: GoogleConnection) -> Credentials:
             target_scopes=scopes,
         )
     return creds
+
+
+def _load_credentials(conn: GoogleConnection, scopes: list[str]) -> Credentials:
+    import google.auth
+
+    if conn.keyfile_dict is not None:
+        return google.auth.load_credentials_from_dict(dict(conn.keyfile_dict), scopes=scopes)[0]
+    if conn.key_path:
+        return google.auth.load_credentials_from_file(conn.key_path, scopes=scopes)[0]
+    config = conn.credential_config_file
+    if isinstance(config, Mapping):
+        return google.auth.load_credentials_from_dict(dict(config), scopes=scopes)[0]
+    if isinstance(config, str) and config.strip().startswith("{"):
+        return google.auth.load_credentials_from_dict(json.loads(config), scopes=scopes)[0]
+    if config:
+        return google.auth.load_credentials_from_file(str(config), scopes=scopes)[0]
+    return google.auth.default(scopes=scopes)[0]
 
 
 def _scrub(text: str, conn: GoogleConnection) -> str:
@@ -240,18 +311,7 @@ class ClientKind:
 
 
 _counts_lock = threading.Lock()
-_COUNTS = {"sync_clients": 0, "async_channels": 0, "async_clients": 0}
-
-
-def _count(what: str) -> None:
-    with _counts_lock:
-        _COUNTS[what] += 1
-
-
-def client_counts() -> dict[str, int]:
-    """How many sync clients, async channels and async clients this process has built so far."""
-    with _counts_lock:
-        return dict(_COUNTS)
+_SYNC_BUILT = [0]
 
 
 def _new_sync_client(kind: ClientKind, endpoint: Endpoint, conn: GoogleConnection) -> Any:
@@ -268,33 +328,13 @@ def _new_sync_client(kind: ClientKind, endpoint: Endpoint, conn: GoogleConnectio
             endpoint.target, credentials=credentials, default_scopes=[CLOUD_PLATFORM_SCOPE]
         )
     client = client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
-    _count("sync_clients")
+    with _counts_lock:
+        _SYNC_BUILT[0] += 1
     return client
 
 
-@dataclass
-class _LoopClients:
-    """One event loop's shared channels and clients (grpc.aio objects only work in their own loop)."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    channels: dict[tuple[str, Endpoint, str], Any] = field(default_factory=dict)
-    clients: dict[tuple[str, str, Endpoint, str], Any] = field(default_factory=dict)
-
-
-_loops_lock = threading.Lock()
-_LOOPS: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
-
-
-def _loop_clients() -> _LoopClients:
-    """The running loop's cache; caches of closed loops are dropped (their channels are unusable)."""
-    loop = asyncio.get_running_loop()
-    with _loops_lock:
-        for old in [other for other in _LOOPS if other.is_closed()]:
-            del _LOOPS[old]
-        entry = _LOOPS.get(loop)
-        if entry is None:
-            entry = _LOOPS[loop] = _LoopClients()
-        return entry
+_CHANNELS: PerLoopCache[tuple[str, Endpoint, str], Any] = PerLoopCache()
+_CLIENTS: PerLoopCache[tuple[str, str, Endpoint, str], Any] = PerLoopCache()
 
 
 async def _new_async_channel(endpoint: Endpoint, conn: GoogleConnection) -> Any:
@@ -303,53 +343,46 @@ async def _new_async_channel(endpoint: Endpoint, conn: GoogleConnection) -> Any:
     from google.api_core import grpc_helpers_async
 
     if endpoint.plaintext:
-        channel = grpc.aio.insecure_channel(endpoint.target)
-    else:
-        credentials = await asyncio.to_thread(build_credentials, conn)
-        channel = grpc_helpers_async.create_channel(
-            endpoint.target, credentials=credentials, default_scopes=[CLOUD_PLATFORM_SCOPE]
-        )
-    _count("async_channels")
-    return channel
+        return grpc.aio.insecure_channel(endpoint.target)
+    credentials = await asyncio.to_thread(build_credentials, conn)
+    return grpc_helpers_async.create_channel(
+        endpoint.target, credentials=credentials, default_scopes=[CLOUD_PLATFORM_SCOPE]
+    )
 
 
 async def shared_async_client(kind: ClientKind, endpoint: Endpoint, conn: GoogleConnection) -> Any:
     """The process-wide async client for (service, connection, endpoint, credentials) in this loop."""
-    entry = _loop_clients()
-    key = (kind.name, conn.conn_id, endpoint, conn.credentials_id)
-    client = entry.clients.get(key)
-    if client is not None:
-        return client
-    async with entry.lock:
-        client = entry.clients.get(key)
-        if client is None:
-            # Importing a GAPIC package can take seconds (aiplatform): never on the event loop.
-            client_cls, transport_cls = await asyncio.to_thread(kind.load, True)
-            channel_key = (conn.conn_id, endpoint, conn.credentials_id)
-            channel = entry.channels.get(channel_key)
-            if channel is None:
-                channel = entry.channels[channel_key] = await _new_async_channel(endpoint, conn)
-            client = client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
-            entry.clients[key] = client
-            _count("async_clients")
-    return client
+
+    async def build() -> Any:
+        # Importing a GAPIC package can take seconds (aiplatform): never on the event loop.
+        client_cls, transport_cls = await asyncio.to_thread(kind.load, True)
+        channel = await _CHANNELS.get(
+            (conn.conn_id, endpoint, conn.credentials_id), lambda: _new_async_channel(endpoint, conn)
+        )
+        return client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
+
+    return await _CLIENTS.get((kind.name, conn.conn_id, endpoint, conn.credentials_id), build)
+
+
+def client_counts() -> dict[str, int]:
+    """How many sync clients, async channels and async clients this process has built so far."""
+    with _counts_lock:
+        return {
+            "sync_clients": _SYNC_BUILT[0],
+            "async_channels": _CHANNELS.built,
+            "async_clients": _CLIENTS.built,
+        }
 
 
 def async_cache_info() -> dict[str, int]:
-    """Channels and clients cached for the running loop, and how many loops hold a cache."""
-    entry = _LOOPS.get(asyncio.get_running_loop())
-    return {
-        "loops": len(_LOOPS),
-        "channels": len(entry.channels) if entry else 0,
-        "clients": len(entry.clients) if entry else 0,
-    }
+    """Channels and clients cached for the running loop."""
+    return {"channels": len(_CHANNELS.values()), "clients": len(_CLIENTS.values())}
 
 
 async def aclose_shared_clients() -> None:
-    """Close and forget the running loop's shared channels (triggerer shutdown, tests)."""
-    with _loops_lock:
-        entry = _LOOPS.pop(asyncio.get_running_loop(), None)
-    for channel in entry.channels.values() if entry else ():
+    """Close and forget the running loop's shared channels (tests, benchmarks)."""
+    _CLIENTS.pop_all()
+    for channel in _CHANNELS.pop_all():
         await channel.close()
 
 
@@ -380,7 +413,8 @@ def to_service_error(err: BaseException, *, service: str, job_id: str | None, wh
             return AuthenticationError(f"{subject} in {where}: {message}", **kw)
         if http == 404:
             return JobNotFoundError(f"{subject} not found in {where}: {message}", **kw)
-        if http in (408, 429, 499) or (http >= 500 and http != 501):
+        aborted = status is not None and status.name == "ABORTED"  # gRPC's "try again" (HTTP 409)
+        if aborted or http in (408, 429, 499) or (http >= 500 and http != 501):
             return TransientServiceError(f"{subject} in {where}: {message}", **kw)
         if 400 <= http < 500 or http == 501:
             return BadRequestError(f"{subject} in {where}: {message}", **kw)
@@ -394,52 +428,72 @@ def to_service_error(err: BaseException, *, service: str, job_id: str | None, wh
     return ServiceError(f"{subject} in {where}: unexpected {type(err).__name__}: {err}", **kw)
 
 
-def enum_name(enum_cls: type[enum.Enum], value: Any) -> str:
-    """The SDK's name for an enum value; a value the SDK does not know (a newer API) as its number."""
-    if isinstance(value, enum.Enum):
-        return value.name
-    try:
-        return enum_cls(int(value)).name
-    except ValueError:
-        return str(int(value))
+class GoogleJobHook(JobStatusHook[R]):
+    """Base of the Google hooks: connection, clients, one call path with error mapping, parsing.
 
-
-def raw_message(message: Any) -> Any:
-    """The protobuf behind a proto-plus message: enum fields read as ints, without proto-plus warnings."""
-    return type(message).pb(message)
-
-
-# --- hook ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """One call's target: the job, the endpoint, the request and where it was looked for (for errors)."""
-
-    job_id: str
-    endpoint: Endpoint
-    request: dict[str, Any]
-    where: str
-
-
-class GoogleJobHook(JobStatusHook):
-    """Base of the Google hooks: connection, clients, calls with error mapping, response parsing."""
+    A service hook names its GAPIC client (``client_kind``), its parser, its endpoint and the
+    (method, request) of its status and cancel calls; sync and async share all of it.
+    """
 
     conn_name_attr = "gcp_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
+    client_kind: ClassVar[ClientKind]
 
     def __init__(
-        self, gcp_conn_id: str | None = DEFAULT_CONN_ID, timeout: float = DEFAULT_CALL_TIMEOUT, **kwargs: Any
+        self,
+        gcp_conn_id: str | None = DEFAULT_CONN_ID,
+        timeout: float = DEFAULT_CALL_TIMEOUT,
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(gcp_conn_id, timeout=timeout, **kwargs)
         self.gcp_conn_id = self.conn_id
+        self.impersonation_chain = impersonation_chain
         self._conn: GoogleConnection | None = None
         self._sync_clients: dict[tuple[str, Endpoint], Any] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gcp_conn_id={self.conn_id!r}, timeout={self.timeout})"
 
+    # -- per service ---------------------------------------------------------------------------
+    def default_target(self, ref: R) -> str:
+        """The service's endpoint for this job (``host:443``) when the connection sets none."""
+        raise NotImplementedError
+
+    def parse(self, response: Any, ref: R) -> JobStatus:
+        """The service's parser (in ``services/<service>.py``)."""
+        raise NotImplementedError
+
+    def status_call(self, project: str, ref: R) -> tuple[str, dict[str, Any]]:
+        """The client method and request that read the job."""
+        raise NotImplementedError
+
+    def cancel_call(self, project: str, ref: R) -> tuple[str, dict[str, Any]]:
+        """The client method and request that cancel the job."""
+        raise NotImplementedError
+
+    # -- the contract --------------------------------------------------------------------------
+    def get_status(self, ref: R) -> JobStatus:
+        target = self._target(self.google_connection(), ref)
+        return self._parse(ref, target, self.call(target, *self.status_call(target.project, ref)))
+
+    async def aget_status(self, ref: R) -> JobStatus:
+        target = self._target(await self.agoogle_connection(), ref)
+        return self._parse(ref, target, await self.acall(target, *self.status_call(target.project, ref)))
+
+    def cancel(self, ref: R) -> None:
+        target = self._target(self.google_connection(), ref)
+        self.call(target, *self.cancel_call(target.project, ref))
+
+    async def acancel(self, ref: R) -> None:
+        target = self._target(await self.agoogle_connection(), ref)
+        await self.acall(target, *self.cancel_call(target.project, ref))
+
+    def console_scope(self) -> str | None:
+        return self._conn.project_id if self._conn else self.google_connection().project_id
+
+    # -- plumbing ------------------------------------------------------------------------------
     def google_connection(self) -> GoogleConnection:
         """The connection, read once per hook and its secrets registered with the masker."""
         if self._conn is None:
@@ -447,7 +501,7 @@ class GoogleJobHook(JobStatusHook):
 
             conn = self.fetch_connection()
             extra = conn.extra_dejson
-            parsed = parse_connection(self.conn_id, conn.conn_type, extra)
+            parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
             for secret in connection_secrets(parsed, extra):
                 mask_secret(secret)
             self._conn = parsed
@@ -460,7 +514,7 @@ class GoogleJobHook(JobStatusHook):
 
             conn = await self.afetch_connection()
             extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            parsed = parse_connection(self.conn_id, conn.conn_type, extra)
+            parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
             amask = getattr(sdk_log, "amask_secret", None)
             for secret in connection_secrets(parsed, extra):
                 if amask is not None:
@@ -470,59 +524,71 @@ class GoogleJobHook(JobStatusHook):
             self._conn = parsed
         return self._conn
 
-    def job_ref(
-        self, conn: GoogleConnection, job_id: Any, default_target: str, request: dict[str, Any], where: str
-    ) -> JobRef:
-        """Validate ``job_id`` and pair the request with its endpoint."""
-        return JobRef(require_job_id(job_id), conn.endpoint(default_target), request, where)
+    def _target(self, conn: GoogleConnection, ref: R, job_id: str | None = None) -> CallTarget:
+        project = conn.project(getattr(ref, "project_id", None))
+        where = ", ".join(
+            f"{k} {v!r}" for k, v in ref.to_dict().items() if k not in ("job_id", "project_id") and v
+        )
+        return CallTarget(
+            job_id=job_id or ref.display_id,
+            project=project,
+            endpoint=conn.endpoint(self.default_target(ref)),
+            where=f"project {project!r}" + (f", {where}" if where else ""),
+        )
 
-    def sync_client(self, kind: ClientKind, endpoint: Endpoint) -> Any:
-        """This hook's client for ``kind`` at ``endpoint``, built on first use."""
-        key = (kind.name, endpoint)
+    def sync_client(self, endpoint: Endpoint) -> Any:
+        """This hook's client at ``endpoint``, built on first use."""
+        key = (self.client_kind.name, endpoint)
         client = self._sync_clients.get(key)
         if client is None:
-            client = self._sync_clients[key] = _new_sync_client(kind, endpoint, self.google_connection())
+            conn = self.google_connection()
+            client = self._sync_clients[key] = _new_sync_client(self.client_kind, endpoint, conn)
         return client
 
-    def call(self, kind: ClientKind, ref: JobRef, method: str, request: dict[str, Any] | None = None) -> Any:
+    def call(self, target: CallTarget, method: str, request: dict[str, Any]) -> Any:
         """Call ``method`` once (no SDK retry, our timeout), mapping errors to our kinds."""
-        client = self.sync_client(kind, ref.endpoint)
+        client = self.sync_client(target.endpoint)
         try:
-            return getattr(client, method)(request=request or ref.request, retry=None, timeout=self.timeout)
+            return getattr(client, method)(request=request, retry=None, timeout=self.timeout)
         except Exception as err:
-            raise to_service_error(err, service=self.service, job_id=ref.job_id, where=ref.where) from err
+            error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
+        raise error
 
-    async def acall(
-        self, kind: ClientKind, ref: JobRef, method: str, request: dict[str, Any] | None = None
-    ) -> Any:
+    async def acall(self, target: CallTarget, method: str, request: dict[str, Any]) -> Any:
         """``call`` on the shared async client."""
-        client = await shared_async_client(kind, ref.endpoint, await self.agoogle_connection())
+        client = await shared_async_client(self.client_kind, target.endpoint, await self.agoogle_connection())
         try:
-            return await getattr(client, method)(
-                request=request or ref.request, retry=None, timeout=self.timeout
-            )
+            return await getattr(client, method)(request=request, retry=None, timeout=self.timeout)
         except Exception as err:
-            raise to_service_error(err, service=self.service, job_id=ref.job_id, where=ref.where) from err
+            error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
+        raise error
 
-    def parse(self, parser: Callable[[Any, str], T], response: Any, ref: JobRef) -> T:
-        """Run ``parser`` on a response; a missing or malformed one is a BadResponseError."""
-        if response is None:
-            raise BadResponseError(
-                f"empty or undecodable response for job {ref.job_id!r} in {ref.where}",
-                service=self.service,
-                job_id=ref.job_id,
-            )
-        try:
-            return parser(response, ref.job_id)
-        except (AttributeError, TypeError, ValueError, KeyError) as err:
-            raise BadResponseError(
-                f"cannot read the response for job {ref.job_id!r} in {ref.where}: {err}",
-                service=self.service,
-                job_id=ref.job_id,
-            ) from err
+    def _parse(self, ref: R, target: CallTarget, response: Any) -> JobStatus:
+        """Run the service's parser; a missing or malformed answer is a (retryable) BadResponseError."""
+        problem = "empty or undecodable response"
+        if response is not None:
+            try:
+                return self.parse(response, ref)
+            except (AttributeError, TypeError, ValueError, KeyError) as err:
+                problem = f"cannot read the response: {type(err).__name__}: {err}"
+        raise BadResponseError(
+            f"{problem} for job {target.job_id!r} in {target.where}",
+            service=self.service,
+            job_id=target.job_id,
+        )
 
     def close(self) -> None:
         """Close this hook's sync clients' channels."""
         for client in self._sync_clients.values():
             client.transport.close()
         self._sync_clients.clear()
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where one call goes: the job, its project, the endpoint, and a description for error messages."""
+
+    job_id: str
+    project: str
+    endpoint: Endpoint
+    where: str

@@ -1,4 +1,4 @@
-"""Start a job, then wait for it with the sensors' own watch and trigger (no second wait loop)."""
+"""Start a job, then wait for it with the same watch and trigger as the sensors."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_jobstatus.sensors.base import JobWaitMixin
+from airflow_jobstatus._compat import AirflowSkipException
+from airflow_jobstatus.job_wait import JobWaitMixin
+from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.states import JobStatus
-from airflow_jobstatus.waiting import Verdict
+from airflow_jobstatus.waiting import Verdict, check_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 class StartJobOperator(JobWaitMixin, BaseOperator):
     """Base of the operators: ``start()`` the job, then wait in the worker or the triggerer.
 
-    Subclasses implement ``start`` (submit and remember the job's id), ``job_ref``, ``restore``
-    (set the id back on the fresh operator that resumes after deferral) and ``push_outcome``.
-    Killing the task cancels the job this task started, and only that one.
+    Subclasses implement ``start`` (submit; set the started job's id on ``self``; push the id XCom),
+    ``restore`` (set the id back on the fresh operator that resumes after deferral) and
+    ``push_outcome``. Killing the task cancels the job this task started, and only that one.
     """
 
     default_not_found_grace = 30.0
@@ -36,13 +37,11 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}.")
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = check_seconds("poll_interval", poll_interval, positive=True)
         self.soft_fail = soft_fail
-        self.timeout = timeout
-        self._started: dict[str, Any] | None = None
+        self.timeout = None if timeout is None else check_seconds("timeout", timeout, positive=True)
+        self._started: JobRef | None = None
 
     # -- per service ---------------------------------------------------------------------------
     def start(self, context: Context) -> Any:
@@ -51,7 +50,8 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
 
     def restore(self, job_ref: dict[str, Any]) -> None:
         """Set the started job's id back on a fresh instance resuming after deferral."""
-        raise NotImplementedError
+        for name, value in job_ref.items():
+            setattr(self, name, value)
 
     def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
         """Push the service's XComs for the final status (``seen``: last subjobs, progress history)."""
@@ -60,20 +60,19 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
     # -- the flow ------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         started_id = self.start(context)
-        self._started = self.job_ref()
+        self._started = ref = self.job_ref()
         if not self.wait_for_completion:
             return started_id
         if self.deferrable:
             self.defer(
                 trigger=self.make_trigger(self.poll_interval, cancel_on_kill=True),
                 method_name="execute_complete",
-                kwargs={"job_ref": self._started},
+                kwargs={"job_ref": ref.to_dict()},
                 timeout=None if self.timeout is None else timedelta(seconds=self.timeout),
             )
-        ref = self._started
         try:
             verdict, status = self.watch.wait(
-                lambda: self.hook.get_status(**ref), self.poll_interval, self.timeout
+                lambda: self.hook.get_status(ref), self.poll_interval, self.timeout
             )
         except TimeoutError as err:
             if self.soft_fail:
@@ -101,7 +100,6 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
 
     def on_kill(self) -> None:
         """Cancel the job this task started (never one it did not start)."""
-        if self._started is None:
-            return
-        self.log.info("Task killed: cancelling %s job %s", self.service, self._started)
-        self.hook.cancel_job(**self._started)
+        if self._started is not None:
+            self.log.info("Task killed: cancelling the %s job it started.", self.service)
+            self.cancel_job(self._started)

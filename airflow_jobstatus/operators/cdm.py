@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_jobstatus.hooks.base import check_identifier, require_job_id
+from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
+from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ class CdmStartJobOperator(StartJobOperator):
     """
 
     service = "cdm"
-    template_fields = ("cluster_id", "job_name", "variables", "huaweicloud_conn_id")
+    template_fields: Sequence[str] = ("cluster_id", "job_name", "variables", "huaweicloud_conn_id")
     template_fields_renderers = {"variables": "json"}
     operator_extra_links = (CdmJobLink(),)
 
@@ -34,43 +36,23 @@ class CdmStartJobOperator(StartJobOperator):
         huaweicloud_conn_id: str = "huaweicloud_default",
         **kwargs: Any,
     ):
-        super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
-        self.cluster_id = check_identifier(cluster_id, "cluster_id")
-        self.job_name = check_identifier(job_name, "job_name")
+        super().__init__(**kwargs)
+        self.cluster_id, self.job_name = cluster_id, job_name
         self.variables = variables
         self.huaweicloud_conn_id = huaweicloud_conn_id
         self.submission_id: str | None = None
-
-    def job_ref(self) -> dict[str, Any]:
-        return {
-            "cluster_id": require_job_id(self.cluster_id, "cluster_id"),
-            "job_name": require_job_id(self.job_name, "job_name"),
-        }
+        self.check_ref_now()
 
     def start(self, context: Context) -> Any:
         ref = self.job_ref()
-        self.submission_id = self.hook.start_job(variables=self.variables, **ref)  # type: ignore[attr-defined]
-        self.log.info(
-            "Started CDM job %s on cluster %s: submission %s",
-            ref["job_name"],
-            ref["cluster_id"],
-            self.submission_id,
-        )
+        assert isinstance(ref, CdmJobRef) and isinstance(self.hook, CdmJobHook)
+        self.submission_id = self.hook.start_job(ref, variables=self.variables)
+        self.log.info("Started CDM job %s: submission %s", ref.display_id, self.submission_id)
         context["ti"].xcom_push(key="submission_id", value=self.submission_id)
         return self.submission_id
-
-    def restore(self, job_ref: dict[str, Any]) -> None:
-        self.cluster_id, self.job_name = job_ref["cluster_id"], job_ref["job_name"]
 
     def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
         ti = context["ti"]
         ti.xcom_push(key="status", value=status.state.value)
         ti.xcom_push(key="progress", value=status.progress)
         ti.xcom_push(key="counters", value=dict(status.counters))
-
-    def console_link_fields(self) -> dict[str, Any]:
-        return {
-            "region": getattr(self.hook, "region", None),
-            "cluster_id": self.cluster_id,
-            "job_name": self.job_name,
-        }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
+from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
@@ -22,7 +25,7 @@ class DliRunSqlJobOperator(StartJobOperator):
     """
 
     service = "dli"
-    template_fields = ("sql", "queue_name", "database_name", "conf", "huaweicloud_conn_id")
+    template_fields: Sequence[str] = ("sql", "queue_name", "database_name", "conf", "huaweicloud_conn_id")
     template_ext = (".sql",)
     template_fields_renderers = {"sql": "sql", "conf": "json"}
     operator_extra_links = (DliJobLink(),)
@@ -37,7 +40,7 @@ class DliRunSqlJobOperator(StartJobOperator):
         huaweicloud_conn_id: str = "huaweicloud_default",
         **kwargs: Any,
     ):
-        super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
+        super().__init__(**kwargs)
         if not sql or not str(sql).strip():
             raise ConfigurationError("sql must be a non-empty SQL statement or a path to a .sql file.")
         if not queue_name or not str(queue_name).strip():
@@ -48,22 +51,21 @@ class DliRunSqlJobOperator(StartJobOperator):
         self.conf = conf
         self.huaweicloud_conn_id = huaweicloud_conn_id
         self.job_id: str | None = None
+        self.job_type = "sql"
 
-    def job_ref(self) -> dict[str, Any]:
+    def job_ref(self) -> DliJobRef:
         if not self.job_id:
             raise ConfigurationError("The DLI job has not been submitted yet.")
-        return {"job_id": self.job_id, "job_type": "sql"}
+        return DliJobRef(job_id=self.job_id, job_type="sql")
 
     def start(self, context: Context) -> Any:
-        self.job_id = self.hook.submit_sql(  # type: ignore[attr-defined]
+        assert isinstance(self.hook, DliJobHook)
+        self.job_id = self.hook.submit_sql(
             self.sql, self.queue_name, database_name=self.database_name, conf=self.conf
         )
         self.log.info("Submitted DLI SQL job %s to queue %s", self.job_id, self.queue_name)
         context["ti"].xcom_push(key="job_id", value=self.job_id)
         return self.job_id
-
-    def restore(self, job_ref: dict[str, Any]) -> None:
-        self.job_id = job_ref["job_id"]
 
     def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
         ti = context["ti"]
@@ -71,6 +73,3 @@ class DliRunSqlJobOperator(StartJobOperator):
         ti.xcom_push(key="progress", value=status.progress)
         ti.xcom_push(key="sub_jobs", value=[dict(s) for s in status.sub_jobs] or seen["last_sub_jobs"])
         ti.xcom_push(key="progress_history", value=seen["progress_history"])
-
-    def console_link_fields(self) -> dict[str, Any]:
-        return {"region": getattr(self.hook, "region", None), "job_id": self.job_id}

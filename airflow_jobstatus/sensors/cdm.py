@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
 
 class CdmJobStatusSensor(JobStatusSensor):
-    """Waits for a CDM job; no submission yet or NEVER_EXECUTED keeps waiting (with a warning)."""
+    """Waits for a CDM job; no submission yet or NEVER_EXECUTED keeps waiting (with a warning).
+
+    :param cluster_id: the CDM cluster (templated).
+    :param job_name: the CDM job's name (templated).
+    :param huaweicloud_conn_id: a ``huaweicloud`` connection (templated).
+    """
 
     service = "cdm"
     operator_extra_links = (CdmJobLink(),)
-    template_fields = ("cluster_id", "job_name", "huaweicloud_conn_id")
+    template_fields: Sequence[str] = ("cluster_id", "job_name", "huaweicloud_conn_id")
 
     def __init__(
         self,
@@ -24,20 +29,7 @@ class CdmJobStatusSensor(JobStatusSensor):
         huaweicloud_conn_id: str = "huaweicloud_default",
         **kwargs: Any,
     ):
-        super().__init__(conn_id=huaweicloud_conn_id, **kwargs)
-        self.cluster_id = check_identifier(cluster_id, "cluster_id")
-        self.job_name = check_identifier(job_name, "job_name")
+        super().__init__(**kwargs)
+        self.cluster_id, self.job_name = cluster_id, job_name
         self.huaweicloud_conn_id = huaweicloud_conn_id
-
-    def job_ref(self) -> dict[str, Any]:
-        return {
-            "cluster_id": require_job_id(self.cluster_id, "cluster_id"),
-            "job_name": require_job_id(self.job_name, "job_name"),
-        }
-
-    def console_link_fields(self) -> dict[str, Any]:
-        return {
-            "region": getattr(self.hook, "region", None),
-            "cluster_id": self.cluster_id,
-            "job_name": self.job_name,
-        }
+        self.check_ref_now()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import DataprocJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
 
 class DataprocJobStatusSensor(JobStatusSensor):
-    """Waits for a Dataproc job; ATTEMPT_FAILURE (RETRYING) and CANCEL_PENDING keep waiting."""
+    """Waits for a Dataproc job; ATTEMPT_FAILURE (RETRYING) and CANCEL_PENDING keep waiting.
+
+    :param job_id: the Dataproc job id (templated).
+    :param region: the job's region (templated).
+    :param project_id: the project (default: the connection's ``project``).
+    :param gcp_conn_id: a ``google_cloud_platform`` connection (templated).
+    :param impersonation_chain: a service account (or chain) to impersonate.
+    """
 
     service = "dataproc"
     operator_extra_links = (DataprocJobLink(),)
-    template_fields = ("job_id", "region", "project_id", "gcp_conn_id")
+    template_fields: Sequence[str] = ("job_id", "region", "project_id", "gcp_conn_id")
 
     def __init__(
         self,
@@ -25,18 +32,7 @@ class DataprocJobStatusSensor(JobStatusSensor):
         gcp_conn_id: str = "google_cloud_default",
         **kwargs: Any,
     ):
-        super().__init__(conn_id=gcp_conn_id, **kwargs)
-        self.job_id = check_identifier(job_id)
-        self.region = check_identifier(region, "region")
-        self.project_id = project_id
+        super().__init__(**kwargs)
+        self.job_id, self.region, self.project_id = job_id, region, project_id
         self.gcp_conn_id = gcp_conn_id
-
-    def job_ref(self) -> dict[str, Any]:
-        return {
-            "job_id": require_job_id(self.job_id),
-            "region": require_job_id(self.region, "region"),
-            "project_id": self.project_id,
-        }
-
-    def console_link_fields(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "region": self.region, "project": self.project_id}
+        self.check_ref_now()

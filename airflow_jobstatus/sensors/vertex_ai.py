@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from airflow_jobstatus.exceptions import ConfigurationError
-from airflow_jobstatus.hooks.base import check_identifier, require_job_id
 from airflow_jobstatus.links import VertexAIJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
 
-VERTEX_JOB_TYPES = ("custom_job", "batch_prediction_job", "hyperparameter_tuning_job")
-
 
 class VertexAIJobStatusSensor(JobStatusSensor):
-    """Waits for a Vertex AI job; PARTIALLY_SUCCEEDED and EXPIRED fail unless accepted, PAUSED waits."""
+    """Waits for a Vertex AI job; PARTIALLY_SUCCEEDED and EXPIRED fail unless accepted, PAUSED waits.
+
+    :param job_id: the job id (templated).
+    :param location: the job's region (templated).
+    :param job_type: ``custom_job``, ``batch_prediction_job`` or ``hyperparameter_tuning_job``.
+    :param project_id: the project (default: the connection's ``project``).
+    :param gcp_conn_id: a ``google_cloud_platform`` connection (templated).
+    :param impersonation_chain: a service account (or chain) to impersonate.
+    """
 
     service = "vertex_ai"
     operator_extra_links = (VertexAIJobLink(),)
-    template_fields = ("job_id", "location", "project_id", "gcp_conn_id")
+    template_fields: Sequence[str] = ("job_id", "location", "project_id", "gcp_conn_id")
 
     def __init__(
         self,
@@ -29,27 +34,8 @@ class VertexAIJobStatusSensor(JobStatusSensor):
         gcp_conn_id: str = "google_cloud_default",
         **kwargs: Any,
     ):
-        super().__init__(conn_id=gcp_conn_id, **kwargs)
-        if job_type not in VERTEX_JOB_TYPES:
-            raise ConfigurationError(f"job_type {job_type!r} is not one of {', '.join(VERTEX_JOB_TYPES)}.")
-        self.job_id = check_identifier(job_id)
-        self.location = check_identifier(location, "location")
+        super().__init__(**kwargs)
+        self.job_id, self.location, self.project_id = job_id, location, project_id
         self.job_type = job_type
-        self.project_id = project_id
         self.gcp_conn_id = gcp_conn_id
-
-    def job_ref(self) -> dict[str, Any]:
-        return {
-            "job_id": require_job_id(self.job_id),
-            "location": require_job_id(self.location, "location"),
-            "project_id": self.project_id,
-            "job_type": self.job_type,
-        }
-
-    def console_link_fields(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "location": self.location,
-            "job_type": self.job_type,
-            "project": self.project_id,
-        }
+        self.check_ref_now()

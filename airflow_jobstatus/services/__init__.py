@@ -15,7 +15,9 @@ def get_service(name: str) -> ServiceSpec:
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
-        raise ConfigurationError(f"Unknown service {name!r}. Valid services: {', '.join(SERVICES)}.") from None
+        raise ConfigurationError(
+            f"Unknown service {name!r}. Valid services: {', '.join(SERVICES)}."
+        ) from None
 
 
 __all__ = ["REGISTRY", "SERVICES", "JobRef", "ServiceSpec", "get_service"]

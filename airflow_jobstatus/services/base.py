@@ -84,6 +84,14 @@ class ServiceSpec:
     job_types: tuple[str, ...] = ()
     #: What cancelling does at this service (documentation and logs).
     cancel_note: str = ""
+    #: ``(native, substate, job_type) -> JobState`` when a table lookup is not the whole rule.
+    normalizer: Callable[[str, str | None, str | None], JobState] | None = None
+
+    def normalize(self, native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
+        """A native state (and substate) as this service's parser normalizes it."""
+        if self.normalizer is not None:
+            return self.normalizer(native, substate, job_type)
+        return self.table(job_type).normalize(native)
 
     def table(self, job_type: str | None = None) -> NativeStateTable:
         return self.tables.get(job_type or "") or next(iter(self.tables.values()))
@@ -107,4 +115,6 @@ def table(name: str, mapping: Mapping[str, JobState]) -> NativeStateTable:
 
 def bad_response(service: str, job_id: str, reason: str) -> BadResponseError:
     """A response the parser cannot read (transient: a proxy's garbled answer must not end a wait)."""
-    return BadResponseError(f"unparseable job status for {job_id!r}: {reason}", service=service, job_id=job_id)
+    return BadResponseError(
+        f"unparseable job status for {job_id!r}: {reason}", service=service, job_id=job_id
+    )

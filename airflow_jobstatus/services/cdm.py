@@ -119,7 +119,9 @@ def parse(data: Mapping[str, Any], ref: CdmJobRef) -> JobStatus:
     if not isinstance(submissions, list):
         raise bad_response(NAME, job_id, "'submissions' is not a list")
     if not submissions:
-        return JobStatus(NAME, job_id, JobState.PENDING, NO_SUBMISSION, message="the job has no submission yet")
+        return JobStatus(
+            NAME, job_id, JobState.PENDING, NO_SUBMISSION, message="the job has no submission yet"
+        )
     sub = _latest(submissions, job_id)
     native = sub.get("status")
     if not isinstance(native, str) or not native:

@@ -50,7 +50,7 @@ class DataprocJobRef(JobRef):
     project_id: str | None = None
 
 
-def normalize(state: str, substate: str | None) -> JobState:
+def normalize(state: str, substate: str | None, job_type: str | None = None) -> JobState:
     """A Dataproc state (and substate) as a JobState: RUNNING/QUEUED is QUEUED."""
     normalized = STATES.normalize(state)
     if normalized is JobState.RUNNING and substate:
@@ -97,5 +97,6 @@ SPEC = ServiceSpec(
     sensor="airflow_jobstatus.sensors.dataproc.DataprocJobStatusSensor",
     link_name="Dataproc Job",
     console_url=console_url,
+    normalizer=normalize,
     cancel_note="CancelJob: the job goes through CANCEL_PENDING to CANCELLED.",
 )

@@ -81,13 +81,19 @@ def status_op(ref: DliJobRef) -> Operation:
     """SQL: the progress call (status, progress, subjobs); Spark: the batch state."""
     job = quote_segment(ref.job_id)
     if ref.job_type == "sql":
-        return Operation("get status", "GET", f"/v1/{{project_id}}/jobs/{job}/progress", ref.job_id, is_read=True)
-    return Operation("get status", "GET", f"/v2.0/{{project_id}}/batches/{job}/state", ref.job_id, is_read=True)
+        return Operation(
+            "get status", "GET", f"/v1/{{project_id}}/jobs/{job}/progress", ref.job_id, is_read=True
+        )
+    return Operation(
+        "get status", "GET", f"/v2.0/{{project_id}}/batches/{job}/state", ref.job_id, is_read=True
+    )
 
 
 def cancel_op(ref: DliJobRef) -> Operation:
     job = quote_segment(ref.job_id)
-    path = f"/v1.0/{{project_id}}/jobs/{job}" if ref.job_type == "sql" else f"/v2.0/{{project_id}}/batches/{job}"
+    path = (
+        f"/v1.0/{{project_id}}/jobs/{job}" if ref.job_type == "sql" else f"/v2.0/{{project_id}}/batches/{job}"
+    )
     return Operation("cancel job", "DELETE", path, ref.job_id, body_required=False)
 
 
@@ -104,6 +110,13 @@ def submit_sql_op(
     return Operation("submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body)
 
 
+def normalize(native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
+    """SQL states are upper-case, Spark states lower-case; either may arrive in another case."""
+    if job_type == "spark":
+        return SPARK_STATES.normalize(native.lower())
+    return SQL_STATES.normalize(native.upper())
+
+
 def _sub_job(sub: Any) -> dict[str, Any]:
     if not isinstance(sub, Mapping):
         return {}
@@ -116,7 +129,7 @@ def parse(data: Mapping[str, Any], ref: DliJobRef) -> JobStatus:
         native = data.get("state")
         if not isinstance(native, str) or not native:
             raise bad_response(NAME, ref.job_id, "no state")
-        return JobStatus(NAME, ref.job_id, SPARK_STATES.normalize(native.lower()), native)
+        return JobStatus(NAME, ref.job_id, normalize(native, None, "spark"), native)
     native = data.get("status")
     if not isinstance(native, str) or not native:
         reason = "no status" + (f" ({data['message']})" if data.get("message") else "")
@@ -128,7 +141,7 @@ def parse(data: Mapping[str, Any], ref: DliJobRef) -> JobStatus:
     return JobStatus(
         service=NAME,
         job_id=ref.job_id,
-        state=SQL_STATES.normalize(native.upper()),
+        state=normalize(native, None, "sql"),
         native_state=native,
         message=str(data["message"]) if data.get("message") else None,
         progress=float(progress) if isinstance(progress, int | float) else None,
@@ -171,5 +184,6 @@ SPEC = ServiceSpec(
     link_name="DLI Job",
     console_url=console_url,
     job_types=JOB_TYPES,
+    normalizer=normalize,
     cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
 )

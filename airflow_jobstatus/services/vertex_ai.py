@@ -99,7 +99,11 @@ def parse(job: Any, ref: VertexAIJobRef) -> JobStatus:
 
 def default_target(location: str) -> str:
     """The regional endpoint (``global`` uses the global one)."""
-    return "aiplatform.googleapis.com:443" if location == "global" else f"{location}-aiplatform.googleapis.com:443"
+    return (
+        "aiplatform.googleapis.com:443"
+        if location == "global"
+        else f"{location}-aiplatform.googleapis.com:443"
+    )
 
 
 def console_url(ref: VertexAIJobRef, project: str | None) -> str:

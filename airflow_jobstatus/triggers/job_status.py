@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_jobstatus.exceptions import ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
-from airflow_jobstatus.waiting import DEFAULT_ERROR_BUDGET, DEFAULT_MAX_BACKOFF, JobWatch, RetryPolicy
+from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.waiting import (
+    CANCEL_ERROR_BUDGET,
+    DEFAULT_ERROR_BUDGET,
+    DEFAULT_MAX_BACKOFF,
+    JobWatch,
+    RetryPolicy,
+)
 
 
 class JobStatusTrigger(BaseTrigger):
-    """Waits on one job of ``service`` identified by ``job_ref`` (the hook's get_status keywords).
+    """Waits on one job of ``service``, named by ``job_ref`` (the service's ``JobRef`` as a dict).
 
     Yields one status-dict event: ``{"status": "success" | "failure" | "error", "job_status": {...},
     "error": {...}, "message": str, "last_sub_jobs": [...], "progress_history": [...]}``.
     Restarting the triggerer re-runs it from its serialized kwargs: it only reads, so that is safe.
+    ``initial_delay``: seconds before the first read (the task has just read the job itself).
     """
 
     def __init__(
@@ -34,6 +43,8 @@ class JobStatusTrigger(BaseTrigger):
         not_found_grace: float = 0.0,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         cancel_on_kill: bool = False,
+        initial_delay: float = 0.0,
+        impersonation_chain: str | Sequence[str] | None = None,
     ):
         super().__init__()
         self.service = service
@@ -47,6 +58,12 @@ class JobStatusTrigger(BaseTrigger):
         self.not_found_grace = float(not_found_grace)
         self.call_timeout = float(call_timeout)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.initial_delay = float(initial_delay)
+        self.impersonation_chain = (
+            impersonation_chain
+            if impersonation_chain is None or isinstance(impersonation_chain, str)
+            else list(impersonation_chain)
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,31 +80,33 @@ class JobStatusTrigger(BaseTrigger):
                 "not_found_grace": self.not_found_grace,
                 "call_timeout": self.call_timeout,
                 "cancel_on_kill": self.cancel_on_kill,
+                "initial_delay": self.initial_delay,
+                "impersonation_chain": self.impersonation_chain,
             },
         )
 
-    def _hook(self) -> JobStatusHook:
-        return make_hook(self.service, self.conn_id, timeout=self.call_timeout)
+    def _hook(self) -> JobStatusHook[Any]:
+        extra = {"impersonation_chain": self.impersonation_chain} if self.impersonation_chain else {}
+        return make_hook(self.service, self.conn_id, timeout=self.call_timeout, **extra)
+
+    def _ref(self) -> JobRef:
+        return get_service(self.service).ref(self.job_ref)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        watch = JobWatch(
-            self.success_states,
-            self.failure_states,
-            RetryPolicy(
-                self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
-            ),
-            log=self.log,
+        policy = RetryPolicy(
+            self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
         )
+        watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
         try:
-            hook = self._hook()
+            hook, ref = self._hook(), self._ref()
+            if self.initial_delay > 0:
+                await asyncio.sleep(self.initial_delay)
             while True:
-                status = await watch.aread(lambda: hook.aget_status(**self.job_ref))
+                status = await watch.aread(lambda: hook.aget_status(ref))
                 verdict = watch.verdict(status)
                 if verdict != "wait":
-                    yield TriggerEvent(
-                        {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
-                        | watch.snapshot()
-                    )
+                    event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
+                    yield TriggerEvent(event | watch.snapshot())
                     return
                 await asyncio.sleep(self.poll_interval)
         except ServiceError as err:
@@ -105,5 +124,13 @@ class JobStatusTrigger(BaseTrigger):
         """Cancel the job when the user kills the deferred task, but only a job the task started."""
         if not self.cancel_on_kill:
             return
-        self.log.info("Task killed while deferred: cancelling %s job %s", self.service, self.job_ref)
-        await self._hook().acancel_job(**self.job_ref)
+        ref = self._ref()
+        self.log.info("Task killed while deferred: cancelling %s job %s", self.service, ref.display_id)
+        hook = self._hook()
+        watch = JobWatch(policy=RetryPolicy(CANCEL_ERROR_BUDGET, max_backoff=5.0), log=self.log)
+        try:
+            await watch.aread(lambda: hook.acancel(ref))
+        except Exception as err:
+            self.log.error("Could not cancel %s job %s: %s", self.service, ref.display_id, err)
+            raise
+        self.log.info("Cancel of %s job %s accepted.", self.service, ref.display_id)

@@ -1,0 +1,196 @@
+"""What sensors and operators share: the job reference, the hook, the watch, the trigger, how a wait ends.
+
+Per-service classes only declare their ``service`` and their named, templated arguments; the
+job reference is built from those attributes after rendering, typed by the service's ``JobRef``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_jobstatus._compat import AirflowSkipException, default_deferrable
+from airflow_jobstatus.exceptions import BadResponseError, ConfigurationError, JobFailedError, ServiceError
+from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import JobRef, ServiceSpec
+from airflow_jobstatus.states import JobState, JobStatus, resolve_state_sets
+from airflow_jobstatus.waiting import (
+    CANCEL_ERROR_BUDGET,
+    DEFAULT_ERROR_BUDGET,
+    DEFAULT_MAX_BACKOFF,
+    JobWatch,
+    RetryPolicy,
+    Verdict,
+    check_seconds,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_jobstatus.hooks.base import JobStatusHook
+    from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+
+#: The connection-id argument of each cloud's tasks (templated, so read after rendering).
+CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
+
+
+def _is_plain(value: Any) -> bool:
+    """A value known at parse time (not a template, not an XComArg)."""
+    return value is None or (isinstance(value, str) and "{{" not in value and "{%" not in value)
+
+
+class JobWaitMixin:
+    """The wait's arguments, validated when the DAG is parsed, and the steps every waiting task takes."""
+
+    service: ClassVar[str]
+    soft_fail: bool
+    log: Any
+
+    #: Seconds during which "not found" is retried after the wait starts (operators just made the job).
+    default_not_found_grace: ClassVar[float] = 0.0
+
+    def __init__(
+        self,
+        *,
+        success_states: Iterable[str | JobState] | None = None,
+        failure_states: Iterable[str | JobState] | None = None,
+        deferrable: bool | None = None,
+        error_budget: float = DEFAULT_ERROR_BUDGET,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        not_found_grace: float | None = None,
+        call_timeout: float = 30.0,
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.not_found_grace = self.default_not_found_grace if not_found_grace is None else not_found_grace
+        # Validated now, so a typo fails when the DAG is parsed, not after hours of waiting.
+        success, failure = resolve_state_sets(success_states, failure_states)
+        self.success_states = sorted(s.value for s in success)
+        self.failure_states = sorted(s.value for s in failure)
+        self.error_budget, self.max_backoff = error_budget, max_backoff
+        RetryPolicy(error_budget, max_backoff=max_backoff, not_found_grace=self.not_found_grace)
+        self.call_timeout = check_seconds("call_timeout", call_timeout, positive=True)
+        if impersonation_chain is not None and self.spec.cloud != "google":
+            raise ConfigurationError("impersonation_chain applies to Google services only.")
+        self.impersonation_chain = impersonation_chain
+
+    # -- the service -------------------------------------------------------------------------------
+    @property
+    def spec(self) -> ServiceSpec:
+        return get_service(self.service)
+
+    @property
+    def conn_id(self) -> str:
+        """The rendered connection id (``gcp_conn_id`` / ``huaweicloud_conn_id``)."""
+        return str(getattr(self, CONN_ID_ARGS[self.spec.cloud]))
+
+    def ref_fields(self) -> dict[str, Any]:
+        """The job reference's fields, read from this task's (rendered) attributes."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self.spec.ref_type)}
+
+    def job_ref(self) -> JobRef:
+        """The typed job reference (after templating); ConfigurationError naming a bad field."""
+        return self.spec.ref(self.ref_fields())
+
+    def check_ref_now(self) -> None:
+        """Validate the reference at parse time: every field known now (templates stand in as "x")."""
+        fields = {k: (v if _is_plain(v) else "x") for k, v in self.ref_fields().items()}
+        self.spec.ref(fields)
+
+    # -- the wait ----------------------------------------------------------------------------------
+    def wait_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
+        )
+
+    @cached_property
+    def watch(self) -> JobWatch:
+        """This wait's rules and error streak (a fresh one per task process)."""
+        return JobWatch(self.success_states, self.failure_states, self.wait_policy(), log=self.log)
+
+    @cached_property
+    def hook(self) -> JobStatusHook[Any]:
+        from airflow_jobstatus.hooks.base import make_hook
+
+        extra = {"impersonation_chain": self.impersonation_chain} if self.impersonation_chain else {}
+        return make_hook(self.service, self.conn_id, timeout=self.call_timeout, **extra)
+
+    def read_status(self) -> JobStatus:
+        """One status read through the sync hook, transient errors ridden out within the budget."""
+        ref = self.job_ref()
+        return self.watch.read(lambda: self.hook.get_status(ref))
+
+    def first_check(self) -> JobStatus | None:
+        """One read before deferring; None when it failed transiently (the trigger will retry)."""
+        try:
+            return self.hook.get_status(self.job_ref())
+        except Exception as err:
+            self.watch.on_error(err)  # re-raises auth, not-found and other final errors
+            return None
+
+    def make_trigger(
+        self, poll_interval: float, *, cancel_on_kill: bool = False, initial_delay: float = 0.0
+    ) -> JobStatusTrigger:
+        from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+
+        return JobStatusTrigger(
+            service=self.service,
+            job_ref=self.job_ref().to_dict(),
+            conn_id=self.conn_id,
+            poll_interval=poll_interval,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            error_budget=self.error_budget,
+            max_backoff=self.max_backoff,
+            not_found_grace=self.not_found_grace,
+            call_timeout=self.call_timeout,
+            cancel_on_kill=cancel_on_kill,
+            initial_delay=initial_delay,
+            impersonation_chain=self.impersonation_chain,
+        )
+
+    def finish(self, verdict: Verdict, status: JobStatus, context: Context) -> dict[str, Any]:
+        """End the wait: the status dict on success; JobFailedError (or a skip with soft_fail) on failure."""
+        if verdict == "failure":
+            err = JobFailedError(status)
+            if self.soft_fail:
+                raise AirflowSkipException(f"soft_fail: {err}") from err
+            raise err
+        return status.to_dict()
+
+    def status_from_event(self, event: dict[str, Any] | None) -> tuple[Verdict, JobStatus]:
+        """Read the trigger's event back; service errors are re-raised as themselves."""
+        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "error"):
+            raise BadResponseError(f"Unexpected event from the trigger: {event!r}", service=self.service)
+        if event["status"] == "error":
+            raise ServiceError.from_dict(event["error"])
+        return event["status"], JobStatus.from_dict(event["job_status"])
+
+    def cancel_job(self, ref: JobRef) -> None:
+        """Cancel a job this task started, retrying transient errors briefly; the log says how it went."""
+        self.log.info("Cancelling %s job %s (%s)", self.service, ref.display_id, self.spec.cancel_note)
+        watch = JobWatch(policy=RetryPolicy(CANCEL_ERROR_BUDGET, max_backoff=5.0), log=self.log)
+        try:
+            watch.read(lambda: self.hook.cancel(ref))
+        except Exception as err:
+            self.log.error("Could not cancel %s job %s: %s", self.service, ref.display_id, err)
+            raise
+        self.log.info("Cancel of %s job %s accepted.", self.service, ref.display_id)
+
+    # -- console link ------------------------------------------------------------------------------
+    def console_url(self) -> str:
+        """The job's console page; empty while the job is unknown (not started, unrendered)."""
+        try:
+            ref = self.job_ref()
+        except (ConfigurationError, TypeError, ValueError):
+            return ""
+        try:
+            scope = self.hook.console_scope()
+        except Exception as err:  # a link must never fail the task
+            self.log.warning("No console link for %s job %s: %s", self.service, ref.display_id, err)
+            scope = None
+        return self.spec.console_url(ref, scope)
