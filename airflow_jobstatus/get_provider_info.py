@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_jobstatus.services import REGISTRY
-
 
 def _str_field(label: str, description: str = "", default: Any = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["string", "null"]}
@@ -17,14 +15,10 @@ def _str_field(label: str, description: str = "", default: Any = None) -> dict[s
     return field
 
 
-def _link_classes() -> list[str]:
-    """Every service's console-link class (``links.py``, one per service)."""
-    from airflow_jobstatus.links import ConsoleLink
-
-    return sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in ConsoleLink.__subclasses__())
-
-
 def get_provider_info() -> dict[str, Any]:
+    # Imported here, and Airflow-free: Airflow calls this while it is itself being imported.
+    from airflow_jobstatus.services import REGISTRY
+
     return {
         "package-name": "airflow-jobstatus",
         "name": "Job Status (Dataproc, Dataflow, Vertex AI, Huawei CDM, DLI)",
@@ -63,7 +57,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_jobstatus.operators.cdm", "airflow_jobstatus.operators.dli"],
             }
         ],
-        "extra-links": _link_classes(),
+        "extra-links": [s.link for s in REGISTRY.values()],
         "connection-types": [
             {
                 "hook-class-name": "airflow_jobstatus.hooks.huaweicloud.HuaweiCloudHook",

@@ -24,10 +24,17 @@ from airflow_jobstatus.exceptions import (
 )
 from airflow_jobstatus.hooks import gcp
 from airflow_jobstatus.hooks.base import make_hook
-from airflow_jobstatus.hooks.dataflow import DATAFLOW_STATES, DataflowJobHook
-from airflow_jobstatus.hooks.dataproc import DATAPROC_STATES, DataprocJobHook
+from airflow_jobstatus.hooks.dataflow import DataflowJobHook
+from airflow_jobstatus.hooks.dataproc import DataprocJobHook
 from airflow_jobstatus.hooks.gcp import GoogleJobHook
-from airflow_jobstatus.hooks.vertex_ai import JOB_TYPES, VERTEX_AI_STATES, VertexAIJobHook
+from airflow_jobstatus.hooks.vertex_ai import VertexAIJobHook
+from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.services.dataflow import STATES as DATAFLOW_STATES
+from airflow_jobstatus.services.dataproc import STATES as DATAPROC_STATES
+from airflow_jobstatus.services.dataproc import DataprocJobRef
+from airflow_jobstatus.services.vertex_ai import JOB_TYPES
+from airflow_jobstatus.services.vertex_ai import STATES as VERTEX_AI_STATES
 from airflow_jobstatus.states import JobState, JobStatus
 
 REGION = "europe-west1"
@@ -48,21 +55,21 @@ def running(service: str) -> str:
     return "RUNNING" if service == "dataproc" else "JOB_STATE_RUNNING"
 
 
-def ref(service: str, job_id: str = "job-1", where: str = REGION, **extra: Any) -> dict[str, Any]:
-    """The hook's job-reference keywords for ``service``."""
-    return {"job_id": job_id, WHERE_KEY[service]: where, **extra}
+def ref(service: str, job_id: str = "job-1", where: str = REGION, **extra: Any) -> JobRef:
+    """The service's typed job reference."""
+    return get_service(service).ref({"job_id": job_id, WHERE_KEY[service]: where, **extra})
 
 
-async def read(hook: GoogleJobHook, mode: str, **job_ref: Any) -> JobStatus:
+async def read(hook: GoogleJobHook[Any], mode: str, job_ref: JobRef) -> JobStatus:
     """get_status or aget_status, as the test is parametrized."""
-    return hook.get_status(**job_ref) if mode == "sync" else await hook.aget_status(**job_ref)
+    return hook.get_status(job_ref) if mode == "sync" else await hook.aget_status(job_ref)
 
 
-async def act(hook: GoogleJobHook, mode: str, action: str, **job_ref: Any) -> Any:
+async def act(hook: GoogleJobHook[Any], mode: str, action: str, job_ref: JobRef) -> Any:
     """cancel/drain or their async twins."""
     if mode == "sync":
-        return getattr(hook, action)(**job_ref)
-    return await getattr(hook, f"a{action}")(**job_ref)
+        return getattr(hook, action)(job_ref)
+    return await getattr(hook, f"a{action}")(job_ref)
 
 
 def _state_cases() -> list[Any]:
@@ -83,7 +90,7 @@ def _state_cases() -> list[Any]:
 @pytest.mark.parametrize(("service", "native", "expected"), _state_cases())
 async def test_every_native_state(sim, service: str, native: str, expected: JobState, mode: str) -> None:
     sim.add_job(service, "job-1", [{"state": native}])
-    status = await read(make_hook(service), mode, **ref(service))
+    status = await read(make_hook(service), mode, ref(service))
     assert (status.service, status.job_id, status.native_state, status.state) == (
         service,
         "job-1",
@@ -97,11 +104,11 @@ async def test_every_native_state(sim, service: str, native: str, expected: JobS
 @pytest.mark.parametrize("job_type", list(JOB_TYPES))
 async def test_vertex_job_types(sim, job_type: str, mode: str) -> None:
     sim.add_job("vertex_ai", "v-1", [{"state": "JOB_STATE_RUNNING"}], job_type=job_type)
-    status = await read(VertexAIJobHook(), mode, **ref("vertex_ai", "v-1", job_type=job_type))
+    status = await read(VertexAIJobHook(), mode, ref("vertex_ai", "v-1", job_type=job_type))
     assert status.state is JobState.RUNNING
     other = next(t for t in JOB_TYPES if t != job_type)
     with pytest.raises(JobNotFoundError, match=other):
-        await read(VertexAIJobHook(), mode, **ref("vertex_ai", "v-1", job_type=other))
+        await read(VertexAIJobHook(), mode, ref("vertex_ai", "v-1", job_type=other))
 
 
 @MODES
@@ -120,7 +127,7 @@ async def test_dataproc_substates(sim, substate, expected_state, expected_substa
     if substate:
         phase["substate"] = substate
     sim.add_job("dataproc", "job-1", [phase])
-    status = await read(DataprocJobHook(), mode, **ref("dataproc"))
+    status = await read(DataprocJobHook(), mode, ref("dataproc"))
     assert (status.state, status.substate) == (expected_state, expected_substate)
     assert status.message == "Waiting for the cluster's memory"
 
@@ -128,7 +135,7 @@ async def test_dataproc_substates(sim, substate, expected_state, expected_substa
 @MODES
 async def test_dataproc_error_details_become_the_message(sim, mode: str) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "ERROR", "details": "Google Cloud Dataproc Agent: exit 1"}])
-    status = await read(DataprocJobHook(), mode, **ref("dataproc"))
+    status = await read(DataprocJobHook(), mode, ref("dataproc"))
     assert status.state is JobState.FAILED
     assert status.message == "Google Cloud Dataproc Agent: exit 1"
 
@@ -140,8 +147,8 @@ async def test_vertex_error_message(sim, mode: str) -> None:
         "vertex_ai", "v-1", [{"state": "JOB_STATE_FAILED", "error": "Replica workerpool0-0 exited 1"}]
     )
     sim.add_job("vertex_ai", "v-2", [{"state": "JOB_STATE_SUCCEEDED"}])
-    failed = await read(VertexAIJobHook(), mode, **ref("vertex_ai", "v-1"))
-    ok = await read(VertexAIJobHook(), mode, **ref("vertex_ai", "v-2"))
+    failed = await read(VertexAIJobHook(), mode, ref("vertex_ai", "v-1"))
+    ok = await read(VertexAIJobHook(), mode, ref("vertex_ai", "v-2"))
     assert (failed.state, failed.message) == (JobState.FAILED, "Replica workerpool0-0 exited 1")
     assert (ok.state, ok.message) == (JobState.SUCCEEDED, None)
 
@@ -155,8 +162,8 @@ async def test_unknown_integer_state_is_unknown_and_warned_once(sim, service, mo
     sim.add_job(service, "job-1", [{"state": value}])
     hook = make_hook(service)
     with caplog.at_level(logging.WARNING, logger="airflow_jobstatus"):
-        first = await read(hook, mode, **ref(service))
-        second = await read(hook, mode, **ref(service))
+        first = await read(hook, mode, ref(service))
+        second = await read(hook, mode, ref(service))
     assert first.state is second.state is JobState.UNKNOWN
     assert first.native_state == str(value)
     assert sum(f"'{value}'" in r.getMessage() for r in caplog.records) == 1
@@ -182,7 +189,7 @@ async def test_faults_are_classified(sim, service, fault, expected, code, mode) 
     sim.inject_fault(fault, count=1, service=service)
     hook = make_hook(service)
     with pytest.raises(expected) as info:
-        await read(hook, mode, **ref(service))
+        await read(hook, mode, ref(service))
     err = info.value
     assert (err.service, err.job_id) == (service, "job-1")
     if code:  # the service's own code and message are kept
@@ -191,7 +198,7 @@ async def test_faults_are_classified(sim, service, fault, expected, code, mode) 
         assert "Quota exceeded" in str(err)
     # one call only (retry=None: the SDK's default retry would have retried UNAVAILABLE), then it works
     assert sim.calls(service, "job-1") == 1
-    assert (await read(hook, mode, **ref(service))).state is JobState.RUNNING
+    assert (await read(hook, mode, ref(service))).state is JobState.RUNNING
 
 
 @MODES
@@ -199,7 +206,7 @@ async def test_timeout_is_passed_and_transient(sim, mode) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
     sim.inject_fault("latency", count=1, service="dataproc", seconds=3)
     with pytest.raises(TransientServiceError) as info:
-        await read(DataprocJobHook(timeout=0.3), mode, **ref("dataproc"))
+        await read(DataprocJobHook(timeout=0.3), mode, ref("dataproc"))
     assert info.value.code == "DEADLINE_EXCEEDED"
 
 
@@ -207,7 +214,7 @@ async def test_timeout_is_passed_and_transient(sim, mode) -> None:
 @pytest.mark.parametrize("service", ["dataproc", "dataflow", pytest.param("vertex_ai", marks=VERTEX)])
 async def test_unknown_job_is_not_found_naming_job_and_place(sim, service, mode) -> None:
     with pytest.raises(JobNotFoundError) as info:
-        await read(make_hook(service), mode, **ref(service, "no-such-job"))
+        await read(make_hook(service), mode, ref(service, "no-such-job"))
     text = str(info.value)
     assert "no-such-job" in text and "sim-project" in text and REGION in text
     assert info.value.code == "NOT_FOUND"
@@ -219,15 +226,15 @@ async def test_unknown_job_is_not_found_naming_job_and_place(sim, service, mode)
 async def test_wrong_region_is_not_found_naming_the_region(sim, service, mode) -> None:
     sim.add_job(service, "job-1", [{"state": running(service)}])
     with pytest.raises(JobNotFoundError, match="us-east4"):
-        await read(make_hook(service), mode, **ref(service, where="us-east4"))
+        await read(make_hook(service), mode, ref(service, where="us-east4"))
 
 
 @MODES
 async def test_project_id_argument_overrides_the_connection(sim, mode) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "DONE"}], project_id="other-project")
     with pytest.raises(JobNotFoundError, match="sim-project"):
-        await read(DataprocJobHook(), mode, **ref("dataproc"))
-    status = await read(DataprocJobHook(), mode, **ref("dataproc", project_id="other-project"))
+        await read(DataprocJobHook(), mode, ref("dataproc"))
+    status = await read(DataprocJobHook(), mode, ref("dataproc", project_id="other-project"))
     assert status.state is JobState.SUCCEEDED
 
 
@@ -235,7 +242,7 @@ async def test_project_id_argument_overrides_the_connection(sim, mode) -> None:
 async def test_bad_requests(sim, mode) -> None:
     sim.add_job("dataproc", "done", [{"state": "DONE"}])
     with pytest.raises(BadRequestError) as info:  # FAILED_PRECONDITION: a finished job cannot be cancelled
-        await act(DataprocJobHook(), mode, "cancel", **ref("dataproc", "done"))
+        await act(DataprocJobHook(), mode, "cancel", ref("dataproc", "done"))
     assert info.value.code == "FAILED_PRECONDITION"
 
 
@@ -243,7 +250,7 @@ async def test_bad_requests(sim, mode) -> None:
 @MODES
 async def test_vertex_invalid_argument_is_a_bad_request(sim, mode) -> None:
     with pytest.raises(BadRequestError) as info:  # a '/' in the id makes an invalid resource name
-        await read(VertexAIJobHook(), mode, **ref("vertex_ai", "a/b"))
+        await read(VertexAIJobHook(), mode, ref("vertex_ai", "a/b"))
     assert info.value.code == "INVALID_ARGUMENT"
 
 
@@ -267,7 +274,9 @@ def _aio_error(code: grpc.StatusCode, details: str) -> grpc.RpcError:
         (gexc.NotFound("gone"), JobNotFoundError, "NOT_FOUND"),
         (gexc.InvalidArgument("bad"), BadRequestError, "INVALID_ARGUMENT"),
         (gexc.FailedPrecondition("state"), BadRequestError, "FAILED_PRECONDITION"),
-        (gexc.Conflict("conflict"), BadRequestError, 409),
+        (gexc.Conflict("conflict"), BadRequestError, 409),  # 409 without ABORTED: e.g. already exists
+        (gexc.Aborted("aborted, retry"), TransientServiceError, "ABORTED"),
+        (_aio_error(grpc.StatusCode.ABORTED, "try again"), TransientServiceError, "ABORTED"),
         (_aio_error(grpc.StatusCode.UNAVAILABLE, "down"), TransientServiceError, "UNAVAILABLE"),
         (_aio_error(grpc.StatusCode.UNAUTHENTICATED, "token"), AuthenticationError, "UNAUTHENTICATED"),
         (_aio_error(grpc.StatusCode.PERMISSION_DENIED, "iam"), AuthenticationError, "PERMISSION_DENIED"),
@@ -298,18 +307,18 @@ def test_error_classification(error, expected, code) -> None:
 @MODES
 async def test_dataproc_cancel(sim, mode) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
-    await act(DataprocJobHook(), mode, "cancel", **ref("dataproc"))
+    await act(DataprocJobHook(), mode, "cancel", ref("dataproc"))
     assert sim.get_job("dataproc", "job-1").actions == ["cancel"]
-    assert (await read(DataprocJobHook(), mode, **ref("dataproc"))).state is JobState.CANCELLING
+    assert (await read(DataprocJobHook(), mode, ref("dataproc"))).state is JobState.CANCELLING
 
 
 @MODES
 @pytest.mark.parametrize(("action", "state"), [("cancel", JobState.CANCELLING), ("drain", JobState.DRAINING)])
 async def test_dataflow_cancel_and_drain(sim, action, state, mode) -> None:
     sim.add_job("dataflow", "job-1", [{"state": "JOB_STATE_RUNNING"}])
-    await act(DataflowJobHook(), mode, action, **ref("dataflow"))
+    await act(DataflowJobHook(), mode, action, ref("dataflow"))
     assert sim.get_job("dataflow", "job-1").actions == [action]
-    assert (await read(DataflowJobHook(), mode, **ref("dataflow"))).state is state
+    assert (await read(DataflowJobHook(), mode, ref("dataflow"))).state is state
 
 
 @VERTEX
@@ -317,9 +326,9 @@ async def test_dataflow_cancel_and_drain(sim, action, state, mode) -> None:
 async def test_vertex_cancel(sim, mode) -> None:
     sim.add_job("vertex_ai", "v-1", [{"state": "JOB_STATE_RUNNING"}], job_type="batch_prediction_job")
     job_ref = ref("vertex_ai", "v-1", job_type="batch_prediction_job")
-    await act(VertexAIJobHook(), mode, "cancel", **job_ref)
+    await act(VertexAIJobHook(), mode, "cancel", job_ref)
     assert sim.get_job("vertex_ai", "v-1", job_type="batch_prediction_job").actions == ["cancel"]
-    assert (await read(VertexAIJobHook(), mode, **job_ref)).state is JobState.CANCELLING
+    assert (await read(VertexAIJobHook(), mode, job_ref)).state is JobState.CANCELLING
 
 
 def test_dataproc_submit_job(sim) -> None:
@@ -327,7 +336,7 @@ def test_dataproc_submit_job(sim) -> None:
     job = {"placement": {"cluster_name": "c"}, "pyspark_job": {"main_python_file_uri": "gs://b/main.py"}}
     job_id = hook.submit_job(job, region=REGION)
     assert sim.get_job("dataproc", job_id, region=REGION) is not None
-    assert hook.get_status(job_id=job_id, region=REGION).job_id == job_id
+    assert hook.get_status(DataprocJobRef(job_id, REGION)).job_id == job_id
 
 
 # --- clients ----------------------------------------------------------------------------------------
@@ -338,7 +347,7 @@ def test_sync_client_built_once_per_hook(sim) -> None:
     hook = DataprocJobHook()
     before = gcp.client_counts()["sync_clients"]
     for _ in range(5):
-        hook.get_status(**ref("dataproc"))
+        hook.get_status(ref("dataproc"))
     assert gcp.client_counts()["sync_clients"] - before == 1
     assert sim.calls("dataproc", "job-1") == 5
     hook.close()
@@ -354,7 +363,7 @@ async def test_async_clients_shared_one_channel_per_loop(sim) -> None:
     async def poll_many() -> dict[str, int]:
         hooks = [make_hook(s) for s in services for _ in range(10)]
         for _ in range(3):
-            statuses = await asyncio.gather(*(h.aget_status(**ref(h.service)) for h in hooks))
+            statuses = await asyncio.gather(*(h.aget_status(ref(h.service)) for h in hooks))
             assert {s.state for s in statuses} == {JobState.RUNNING}
         return gcp.async_cache_info()
 
@@ -369,8 +378,8 @@ async def test_async_clients_shared_one_channel_per_loop(sim) -> None:
     other = await asyncio.to_thread(asyncio.run, poll_many())
     assert (other["channels"], other["clients"]) == (1, len(services))
     assert gcp.client_counts()["async_channels"] - after["async_channels"] == 1
-    # that loop is closed now: its cache is dropped on the next access, ours is kept
-    assert (await poll_many())["loops"] == 1
+    # ours is kept: polling again in this loop builds nothing new
+    assert (await poll_many())["channels"] == 1
     assert gcp.client_counts()["async_channels"] - after["async_channels"] == 1
     await gcp.aclose_shared_clients()
     assert gcp.async_cache_info()["channels"] == 0
@@ -392,7 +401,7 @@ async def test_async_path_reads_the_connection_once_without_blocking(sim, monkey
     monkeypatch.setattr(DataprocJobHook, "get_connection", staticmethod(blocking))
     hook = DataprocJobHook()
     for _ in range(3):
-        await hook.aget_status(**ref("dataproc"))
+        await hook.aget_status(ref("dataproc"))
     assert fetched == ["google_cloud_default"]
 
 
@@ -425,19 +434,19 @@ def test_hook_contract() -> None:
 def test_no_project_anywhere_is_a_configuration_error(monkeypatch) -> None:
     _set_conn(monkeypatch, "gcp_noproject", {"api_endpoint": "http://127.0.0.1:1"})
     with pytest.raises(ConfigurationError, match="project"):
-        DataprocJobHook("gcp_noproject").get_status(job_id="j", region=REGION)
+        DataprocJobHook("gcp_noproject").get_status(ref("dataproc", "j"))
 
 
 def test_missing_connection_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="gcp_not_defined"):
-        DataflowJobHook("gcp_not_defined").get_status(job_id="j", location=REGION)
+        DataflowJobHook("gcp_not_defined").get_status(ref("dataflow", "j"))
 
 
 async def test_bad_vertex_job_type_lists_the_valid_ones(sim) -> None:
     with pytest.raises(
         ConfigurationError, match="custom_job, batch_prediction_job, hyperparameter_tuning_job"
     ):
-        await VertexAIJobHook().aget_status(job_id="v", location=REGION, job_type="pipeline_job")
+        await VertexAIJobHook().aget_status(ref("vertex_ai", "v", job_type="pipeline_job"))
 
 
 def test_vertex_extra_missing(sim, monkeypatch) -> None:
@@ -447,7 +456,7 @@ def test_vertex_extra_missing(sim, monkeypatch) -> None:
     for name in ("google.cloud.aiplatform_v1", "google.cloud.aiplatform_v1.services.job_service"):
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ConfigurationError, match=r"pip install 'airflow-jobstatus\[vertex\]'"):
-        VertexAIJobHook().get_status(job_id="v", location=REGION)
+        VertexAIJobHook().get_status(ref("vertex_ai", "v"))
 
 
 @pytest.mark.parametrize(
@@ -529,7 +538,7 @@ async def test_private_key_never_in_errors_reprs_or_logs(
     hook = DataprocJobHook("gcp_keyed", timeout=5)
     secret = _key_body(service_account_info)
     with caplog.at_level(logging.DEBUG), pytest.raises(TransientServiceError) as info:
-        await read(hook, mode, **ref("dataproc"))
+        await read(hook, mode, ref("dataproc"))
     conn = hook._conn
     assert conn is not None and conn.keyfile_dict is not None
     seen = [
@@ -551,7 +560,7 @@ def test_bad_keys_never_quoted(monkeypatch, service_account_info) -> None:
     broken_json = json.dumps(service_account_info)[:-10]
     _set_conn(monkeypatch, "gcp_broken", {"keyfile_dict": broken_json, "project": "p"})
     with pytest.raises(ConfigurationError) as info:
-        DataprocJobHook("gcp_broken").get_status(job_id="j", region=REGION)
+        DataprocJobHook("gcp_broken").get_status(ref("dataproc", "j"))
     assert secret not in str(info.value) and "keyfile_dict" in str(info.value)
 
     bad_key = {**service_account_info, "private_key": service_account_info["private_key"].replace("M", "#")}
@@ -559,7 +568,7 @@ def test_bad_keys_never_quoted(monkeypatch, service_account_info) -> None:
         monkeypatch, "gcp_badkey", {"keyfile_dict": bad_key, "project": "p", "api_endpoint": "127.0.0.1:1"}
     )
     with pytest.raises(ConfigurationError) as info:
-        DataprocJobHook("gcp_badkey").get_status(job_id="j", region=REGION)
+        DataprocJobHook("gcp_badkey").get_status(ref("dataproc", "j"))
     assert _key_body(bad_key) not in str(info.value)
 
 

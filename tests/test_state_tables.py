@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.hooks import dataflow, dataproc, vertex_ai
+from airflow_jobstatus.services import dataflow, dataproc, vertex_ai
 from airflow_jobstatus.states import JobState, NativeStateTable
 
 
@@ -22,10 +22,10 @@ def _enum(module: str, path: str) -> Any:
 
 
 TABLES = [
-    ("google.cloud.dataproc_v1", "JobStatus.State", dataproc.DATAPROC_STATES),
-    ("google.cloud.dataproc_v1", "JobStatus.Substate", dataproc.DATAPROC_RUNNING_SUBSTATES),
-    ("google.cloud.dataflow_v1beta3", "JobState", dataflow.DATAFLOW_STATES),
-    ("google.cloud.aiplatform_v1", "JobState", vertex_ai.VERTEX_AI_STATES),
+    ("google.cloud.dataproc_v1", "JobStatus.State", dataproc.STATES),
+    ("google.cloud.dataproc_v1", "JobStatus.Substate", dataproc.RUNNING_SUBSTATES),
+    ("google.cloud.dataflow_v1beta3", "JobState", dataflow.STATES),
+    ("google.cloud.aiplatform_v1", "JobState", vertex_ai.STATES),
 ]
 
 
@@ -64,9 +64,9 @@ def _vertex_job(state: int) -> Any:
 @pytest.mark.parametrize(
     ("parse", "build", "value"),
     [
-        (dataproc.job_status, _dataproc_job, 1001),
-        (dataflow.job_status, _dataflow_job, 1002),
-        (vertex_ai.job_status, _vertex_job, 1003),
+        (lambda job: dataproc.parse(job, dataproc.DataprocJobRef("j", "r")), _dataproc_job, 1001),
+        (lambda job: dataflow.parse(job, dataflow.DataflowJobRef("j", "l")), _dataflow_job, 1002),
+        (lambda job: vertex_ai.parse(job, vertex_ai.VertexAIJobRef("j", "l")), _vertex_job, 1003),
     ],
     ids=["dataproc", "dataflow", "vertex_ai"],
 )
@@ -74,7 +74,7 @@ def test_unknown_int_is_unknown_and_warned_once(parse, build, value, caplog) -> 
     job = build(value)
     with caplog.at_level(logging.WARNING), warnings.catch_warnings():
         warnings.simplefilter("error")  # no proto-plus "Unrecognized enum value" warning on top of ours
-        statuses = [parse(job, "j") for _ in range(3)]
+        statuses = [parse(job) for _ in range(3)]
     assert {(s.state, s.native_state) for s in statuses} == {(JobState.UNKNOWN, str(value))}
     assert sum(f"'{value}'" in r.getMessage() for r in caplog.records) == 1
 
@@ -83,6 +83,6 @@ def test_unknown_dataproc_substate_keeps_running_and_warns_once(caplog) -> None:
     importlib.import_module("google.cloud.dataproc_v1")
     job = _dataproc_job(state=2, substate=1004)  # RUNNING, substate from a newer API
     with caplog.at_level(logging.WARNING):
-        statuses = [dataproc.job_status(job, "j") for _ in range(2)]
+        statuses = [dataproc.parse(job, dataproc.DataprocJobRef("j", "r")) for _ in range(2)]
     assert {(s.state, s.substate) for s in statuses} == {(JobState.RUNNING, "1004")}
     assert sum("'1004'" in r.getMessage() for r in caplog.records) == 1

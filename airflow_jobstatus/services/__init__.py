@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_jobstatus.exceptions import ConfigurationError
 from airflow_jobstatus.services import cdm, dataflow, dataproc, dli, vertex_ai
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 
@@ -15,6 +14,8 @@ def get_service(name: str) -> ServiceSpec:
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
+        from airflow_jobstatus.exceptions import ConfigurationError
+
         raise ConfigurationError(
             f"Unknown service {name!r}. Valid services: {', '.join(SERVICES)}."
         ) from None

@@ -1,25 +1,37 @@
-"""What every service module declares: a typed job reference and a ``ServiceSpec`` (pure Python)."""
+"""What every service module declares: a typed job reference and a ``ServiceSpec``.
+
+Pure Python: nothing here or in a service module imports Airflow or an SDK at import time, so the
+provider metadata (read while Airflow itself is being imported) can read the registry.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow_jobstatus.exceptions import BadResponseError, ConfigurationError
 from airflow_jobstatus.states import JobState, NativeStateTable
 
+if TYPE_CHECKING:
+    from airflow_jobstatus.exceptions import BadResponseError
+
 R = TypeVar("R", bound="JobRef")
+
+
+def _configuration_error(message: str) -> Exception:
+    from airflow_jobstatus.exceptions import ConfigurationError
+
+    return ConfigurationError(message)
 
 
 def require_id(value: Any, name: str = "job_id") -> str:
     """``value`` as a stripped, non-empty identifier; rejects ``.``/``..`` (a URL path would collapse them)."""
     if value is None or not isinstance(value, str | int) or not str(value).strip():
-        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
+        raise _configuration_error(f"{name} must be a non-empty string, got {value!r}.")
     text = str(value).strip()
     if text in (".", ".."):
-        raise ConfigurationError(f"{name} {text!r} is not a valid identifier.")
+        raise _configuration_error(f"{name} {text!r} is not a valid identifier.")
     return text
 
 
@@ -27,7 +39,7 @@ def require_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
     """``value`` when it is one of ``choices``; a ConfigurationError listing them otherwise."""
     text = str(value or "").strip().lower()
     if text not in choices:
-        raise ConfigurationError(f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}.")
+        raise _configuration_error(f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}.")
     return text
 
 
@@ -59,7 +71,7 @@ class JobRef:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
-            raise ConfigurationError(
+            raise _configuration_error(
                 f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}; "
                 f"valid: {', '.join(sorted(names))}."
             )
@@ -78,6 +90,7 @@ class ServiceSpec:
     tables: Mapping[str, NativeStateTable]
     hook: str  # "module.Class", imported on first use
     sensor: str
+    link: str  # the console link class ("module.Class")
     link_name: str
     #: ``console_url(ref, project_or_region)``: the job's page in the cloud console.
     console_url: Callable[[Any, str | None], str]
@@ -105,7 +118,7 @@ class ServiceSpec:
         if isinstance(data, self.ref_type):
             return data
         if isinstance(data, JobRef):
-            raise ConfigurationError(f"{self.name}: expected a {self.ref_type.__name__}, got {data!r}.")
+            raise _configuration_error(f"{self.name}: expected a {self.ref_type.__name__}, got {data!r}.")
         return self.ref_type.from_dict(data)
 
 
@@ -115,6 +128,8 @@ def table(name: str, mapping: Mapping[str, JobState]) -> NativeStateTable:
 
 def bad_response(service: str, job_id: str, reason: str) -> BadResponseError:
     """A response the parser cannot read (transient: a proxy's garbled answer must not end a wait)."""
+    from airflow_jobstatus.exceptions import BadResponseError
+
     return BadResponseError(
         f"unparseable job status for {job_id!r}: {reason}", service=service, job_id=job_id
     )

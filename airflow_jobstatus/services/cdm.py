@@ -161,6 +161,7 @@ SPEC = ServiceSpec(
     tables={"": STATES},
     hook="airflow_jobstatus.hooks.cdm.CdmJobHook",
     sensor="airflow_jobstatus.sensors.cdm.CdmJobStatusSensor",
+    link="airflow_jobstatus.links.CdmJobLink",
     link_name="CDM Job",
     console_url=console_url,
     cancel_note="Stop job: CDM stops the job's running submission.",

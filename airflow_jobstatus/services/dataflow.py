@@ -70,6 +70,7 @@ SPEC = ServiceSpec(
     tables={"": STATES},
     hook="airflow_jobstatus.hooks.dataflow.DataflowJobHook",
     sensor="airflow_jobstatus.sensors.dataflow.DataflowJobStatusSensor",
+    link="airflow_jobstatus.links.DataflowJobLink",
     link_name="Dataflow Job",
     console_url=console_url,
     cancel_note="UpdateJob requested_state=JOB_STATE_CANCELLED: stops now, dropping in-flight data.",

@@ -95,6 +95,7 @@ SPEC = ServiceSpec(
     tables={"": STATES},
     hook="airflow_jobstatus.hooks.dataproc.DataprocJobHook",
     sensor="airflow_jobstatus.sensors.dataproc.DataprocJobStatusSensor",
+    link="airflow_jobstatus.links.DataprocJobLink",
     link_name="Dataproc Job",
     console_url=console_url,
     normalizer=normalize,

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.exceptions import BadRequestError
 from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, require_choice, table
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
 from airflow_jobstatus.states import JobState, JobStatus
@@ -151,6 +150,8 @@ def parse(data: Mapping[str, Any], ref: DliJobRef) -> JobStatus:
 
 def parse_submitted_id(data: Mapping[str, Any]) -> str:
     """The job id in a submit answer; a refusal (is_success false) is a bad request."""
+    from airflow_jobstatus.exceptions import BadRequestError
+
     if data.get("is_success") is False:
         raise BadRequestError(f"DLI refused the SQL job: {data.get('message')}", service=NAME)
     job_id = data.get("job_id")
@@ -161,6 +162,8 @@ def parse_submitted_id(data: Mapping[str, Any]) -> str:
 
 def check_cancelled(data: Mapping[str, Any], ref: DliJobRef) -> None:
     """A 200 with is_success=false means DLI refused the cancel (e.g. the job already ended)."""
+    from airflow_jobstatus.exceptions import BadRequestError
+
     if data.get("is_success") is False:
         raise BadRequestError(
             f"DLI did not cancel job {ref.job_id!r}: {data.get('message') or 'no message'}",
@@ -181,6 +184,7 @@ SPEC = ServiceSpec(
     tables={"sql": SQL_STATES, "spark": SPARK_STATES},
     hook="airflow_jobstatus.hooks.dli.DliJobHook",
     sensor="airflow_jobstatus.sensors.dli.DliJobStatusSensor",
+    link="airflow_jobstatus.links.DliJobLink",
     link_name="DLI Job",
     console_url=console_url,
     job_types=JOB_TYPES,

@@ -119,6 +119,7 @@ SPEC = ServiceSpec(
     tables={"": STATES},
     hook="airflow_jobstatus.hooks.vertex_ai.VertexAIJobHook",
     sensor="airflow_jobstatus.sensors.vertex_ai.VertexAIJobStatusSensor",
+    link="airflow_jobstatus.links.VertexAIJobLink",
     link_name="Vertex AI Job",
     console_url=console_url,
     job_types=JOB_TYPES,
