@@ -245,7 +245,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from airflow_jobstatus.waiting import JobWatch, RetryPolicy
 
     quiet = logging.getLogger("airflow_jobstatus.cli.watch")
-    quiet.setLevel(logging.ERROR)  # the watch logs every poll at INFO; we print our own lines
+    quiet.propagate = False  # the watch logs every poll and the final error; we print our own lines
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
     watch = JobWatch(
         None, None, RetryPolicy(args.error_budget, max_backoff=max(args.interval, 1.0)), log=quiet
     )

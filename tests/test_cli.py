@@ -106,10 +106,14 @@ def test_status_json_vertex_ai_job_type(sim: Simulator, capsys: pytest.CaptureFi
     ("argv", "code", "fragments"),
     [
         (["status", "nope", "1"], 2, ["unknown service 'nope'", "dataproc, dataflow"]),
-        (["status", "dli", "  "], 2, ["JOB_ID must not be empty"]),
+        (["status", "dli", "  "], 2, ["job_id must be a non-empty string"]),
         (["status", "cdm", "only-cluster"], 2, ["CLUSTER_ID JOB_NAME"]),
         (["status", "dataproc", "j1"], 2, ["needs --region"]),
-        (["status", "dli", "j1", "--job-type", "x", "--region", "r"], 1, ["job_type"]),
+        (["status", "dli", "j1", "--job-type", "x"], 2, ["job_type", "sql, spark"]),
+        (["status", "dli", "j1", "--region", "r"], 2, ["does not apply to dli"]),
+        (["status", "cdm", "c", "j", "--project", "p"], 2, ["--project does not apply to cdm"]),
+        (["status", "dli", ".."], 2, ["not a valid identifier"]),
+        (["watch", "dli", "j1", "--error-budget", "nan"], 2, ["--error-budget"]),
         (["watch", "dataproc", "j1", "--region", REGION, "--interval", "0"], 2, ["--interval"]),
         (["frobnicate"], 2, ["invalid choice"]),
     ],
@@ -124,14 +128,31 @@ def test_usage_errors_are_one_line(
 
 def test_missing_connection_is_one_line(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "status", "dataflow", "x", "--location", REGION, "--conn-id", "no_such_conn")
-    assert code == 1
+    assert code == 3  # a service or connection error
     assert_one_line_error(err, "no_such_conn")
 
 
 def test_unknown_job_is_one_line(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "status", "dli", "ghost")
-    assert code == 1
+    assert code == 3
     assert_one_line_error(err, "ghost", "not found")
+
+
+def test_status_of_a_failed_job_exits_1(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_job("dataproc", "cli-failed", [{"state": "ERROR", "details": "exit 7"}], region=REGION)
+    code, out, _ = run(capsys, "status", "dataproc", "cli-failed", "--region", REGION)
+    assert code == 1
+    assert "FAILED" in out and "exit 7" in out
+
+
+def test_watch_error_budget_bounds_the_retrying(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_job("dataproc", "cli-flaky", [{"state": "RUNNING"}], region=REGION)
+    sim.inject_fault("grpc_unavailable", count=1000, service="dataproc")
+    argv = ["watch", "dataproc", "cli-flaky", "--region", REGION, "--interval", "0.1", "--error-budget", "0"]
+    code, _, err = run(capsys, *argv)
+    assert code == 3
+    assert_one_line_error(err, "UNAVAILABLE")
+    assert sim.calls("dataproc", "cli-flaky") == 1  # a budget of 0 s: the first error is final
 
 
 def test_watch_succeeds(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,12 +177,12 @@ def test_watch_fails(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, "watch", "dli", "cli-watch-fail", "--interval", "0.1")
     assert code == 1
     assert "tasks" in out.splitlines()[0] and "FAILED" in out.splitlines()[-1]
-    assert_one_line_error(err, "failed")
+    assert_one_line_error(err, "cli-watch-fail", "FAILED", "boom")  # the service's message, as status shows
 
 
 def test_simulate_prints_connections_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_jobstatus.cli", "simulate"],
+        [sys.executable, "-m", "airflow_jobstatus.cli", "simulate", "--grpc-port", "0", "--http-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
