@@ -1,6 +1,6 @@
-"""The demo's child process: migrate the throwaway DB, run one DAG file with dag.test(), write a JSON outcome.
+"""Run one DAG file with dag.test() and read back its outcome and XComs (the demo and the tests use it).
 
-Run as ``python -m airflow_jobstatus._demo_run DAG_FILE RESULT_JSON`` with AIRFLOW_HOME, the dags
+As the demo's child process: run as ``python -m airflow_jobstatus._demo_run DAG_FILE RESULT_JSON`` with AIRFLOW_HOME, the dags
 folder and the connections already in the environment. Its (verbose) output goes to the demo's log.
 """
 
@@ -15,21 +15,46 @@ from pathlib import Path
 from typing import Any
 
 
-def run_dag_file(dag_file: Path) -> dict[str, Any]:
-    """Create the metadata DB, run the file's ``dag`` once, and return its run, task states and XComs."""
+def ensure_db() -> None:
+    """Create the metadata DB of this AIRFLOW_HOME once per home (a marker file remembers it)."""
+    import os
+
     from airflow.utils.db import initdb
 
-    started = time.monotonic()
-    initdb()
-    print(f"[demo] metadata DB ready in {time.monotonic() - started:.1f} s", flush=True)
-    spec = importlib.util.spec_from_file_location(dag_file.stem, dag_file)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = module.dag
-    print(f"[demo] running DAG {dag.dag_id}", flush=True)
-    run_started = time.monotonic()
-    run = dag.test()
+    marker = Path(os.environ["AIRFLOW_HOME"]) / ".jobstatus-db-ready"
+    if not marker.exists():
+        started = time.monotonic()
+        initdb()
+        marker.touch()
+        print(f"[run] metadata DB ready in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_dag_file(dag_file: Path) -> dict[str, Any]:
+    """Run the file's ``dag`` once with dag.test(): its run, task states and every XCom.
+
+    ``dag.test()`` only runs DAGs found in the dags folder: a file elsewhere is copied there for the run.
+    """
+    import os
+    import shutil
+
+    ensure_db()
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    path = dag_file if dag_file.resolve().parent == dags.resolve() else dags / dag_file.name
+    if path != dag_file:
+        shutil.copy(dag_file, path)
+    try:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        dag = module.dag
+        print(f"[run] running DAG {dag.dag_id}", flush=True)
+        run_started = time.monotonic()
+        run = dag.test()
+    finally:
+        if path != dag_file:
+            path.unlink()  # keep later dag-bag walks short
     tasks = {ti.task_id: (str(ti.state) if ti.state is not None else None) for ti in run.get_task_instances()}
     return {
         "dag_id": dag.dag_id,

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_jobstatus._demo_run import read_xcoms
+from airflow_jobstatus._demo_run import run_dag_file
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
-from tests.dag_harness import ensure_db
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_FILES = {
@@ -38,7 +34,7 @@ def test_examples_wait_deferred() -> None:
     """Every wait in the examples is explicitly deferrable (the point of the examples)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_jobstatus.sensors.base import JobWaitMixin
+    from airflow_jobstatus.job_wait import JobWaitMixin
 
     bag = DagBag(dag_folder=str(EXAMPLES))
     waits = [t for dag in bag.dags.values() for t in dag.tasks if isinstance(t, JobWaitMixin)]
@@ -47,23 +43,10 @@ def test_examples_wait_deferred() -> None:
         assert task.deferrable or not getattr(task, "wait_for_completion", True), task.task_id
 
 
-def run_example(file_name: str) -> tuple[Any, dict[str, str | None], dict[str, dict[str, Any]]]:
-    """Copy the example into the dags folder (dag.test() only runs DAGs found there), run it, clean up."""
-    ensure_db()
-    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    dags.mkdir(parents=True, exist_ok=True)
-    path = dags / file_name
-    shutil.copy(EXAMPLES / file_name, path)
-    try:
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        run = module.dag.test()
-    finally:
-        path.unlink()
-    states = {ti.task_id: (str(ti.state) if ti.state else None) for ti in run.get_task_instances()}
-    return run, states, read_xcoms(module.dag.dag_id, run.run_id)
+def run_example(file_name: str) -> tuple[str, dict[str, str | None], dict[str, dict[str, Any]]]:
+    """Run an example DAG with dag.test(): (run state, task states, XComs by task)."""
+    outcome = run_dag_file(EXAMPLES / file_name)
+    return outcome["state"], outcome["tasks"], outcome["xcoms"]
 
 
 @pytest.fixture
@@ -75,7 +58,7 @@ def demo_sim(sim: Simulator) -> Simulator:
 
 def test_cross_cloud_dag_runs_green(demo_sim: Simulator) -> None:
     run, states, xcoms = run_example("example_cross_cloud.py")
-    assert str(run.state) == "success", states
+    assert run == "success", states
     assert set(states.values()) == {"success"}
     summary = xcoms["summarize"]["return_value"]
     assert summary["cdm_counters"]["rows_written"] == 119800
@@ -91,7 +74,7 @@ def test_cross_cloud_dag_runs_green(demo_sim: Simulator) -> None:
 @pytest.mark.parametrize("file_name", ["example_cdm.py", "example_dli.py", "example_dataproc.py"])
 def test_service_example_runs_green(demo_sim: Simulator, file_name: str) -> None:
     run, states, xcoms = run_example(file_name)
-    assert str(run.state) == "success", states
+    assert run == "success", states
     assert set(states.values()) == {"success"}
     if file_name == "example_dli.py":
         submitted = xcoms["submit_only"]["job_id"]
