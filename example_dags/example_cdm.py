@@ -45,3 +45,8 @@ with DAG(
         timeout=TIMEOUT,
     )
     start >> wait
+
+
+# `python example_dags/example_cdm.py` runs the DAG once with dag.test() (connections: see the README).
+if __name__ == "__main__":
+    dag.test()

@@ -114,3 +114,8 @@ with DAG(
         timeout=TIMEOUT,
     )
     migrate >> transform >> submitted >> wait_dataproc >> wait_vertex >> summarize()
+
+
+# `python example_dags/example_cross_cloud.py` runs the DAG once with dag.test() (connections: see the README).
+if __name__ == "__main__":
+    dag.test()

@@ -36,3 +36,8 @@ with DAG(
         poke_interval=POLL_INTERVAL,
         timeout=TIMEOUT,
     )
+
+
+# `python example_dags/example_dataproc.py` runs the DAG once with dag.test() (connections: see the README).
+if __name__ == "__main__":
+    dag.test()

@@ -57,3 +57,8 @@ with DAG(
         timeout=TIMEOUT,
     )
     submit >> wait
+
+
+# `python example_dags/example_dli.py` runs the DAG once with dag.test() (connections: see the README).
+if __name__ == "__main__":
+    dag.test()
