@@ -200,7 +200,9 @@ def _hook_and_ref(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def status_lines(status: Any) -> list[str]:
-    """The summary line, then CDM counters and each DLI subjob's task counts."""
+    """The summary line, then the counters and each subjob's task counts."""
+    from airflow_jobstatus.states import sub_job_text
+
     lines = [status.summary()]
     if status.message:
         lines.append(f"  message: {status.message}")
@@ -208,8 +210,7 @@ def status_lines(status: Any) -> list[str]:
         lines.append("  counters: " + ", ".join(f"{k}={v:,}" for k, v in status.counters.items()))
     for sub in status.sub_jobs:
         lines.append(
-            f"  subjob {sub.get('id')} {sub.get('status')}: "
-            f"{sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"
+            f"  subjob {sub_job_text(sub)} ({sub.get('status')})"
             + (f" ({sub.get('name')})" if sub.get("name") else "")
         )
     return lines
@@ -228,11 +229,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def watch_line(status: Any) -> str:
-    """One line per poll: the summary, plus CDM rows written when the service counts them."""
-    line = status.summary()
-    if status.counters:
-        line += f", {status.counters.get('rows_written', 0):,}/{status.counters.get('rows_read', 0):,} rows written"
-    return line
+    """One line per poll: the summary (state, progress, subjob tasks, counters)."""
+    return str(status.summary())
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

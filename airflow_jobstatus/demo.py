@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator, SimulatorCore
+from airflow_jobstatus.states import JobState, JobStatus, sub_job_text
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DEMO_DAG_FILE = "example_cross_cloud.py"
@@ -51,19 +52,14 @@ def progress_text(service: str, snap: dict[str, Any]) -> str:
         percent = progress if service == "cdm" else progress * 100
         parts.append(f"{percent:3.0f}%")
     counters = snap.get("counters") or {}
-    if service == "cdm" and counters:
-        parts.append(
-            f"rows {counters.get('rows_read', 0):,} read / {counters.get('rows_written', 0):,} written"
-        )
+    if counters:
+        parts.append(", ".join(f"{k} {int(v or 0):,}" for k, v in counters.items()))
     subs = [s for s in snap.get("sub_jobs") or [] if isinstance(s, dict)]
     if subs:
-        sub = next((s for s in subs if str(s.get("status")).upper() == "RUNNING"), subs[-1])
-        done = sum(int(s.get("num_completed_tasks", 0)) for s in subs)
-        total = sum(int(s.get("num_tasks", 0)) for s in subs)
-        parts.append(
-            f"subjob {sub.get('id')} {sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks "
-            f"({done}/{total} in {len(subs)} subjobs)"
-        )
+        status = JobStatus(service, "", JobState.RUNNING, "", sub_jobs=subs)
+        done, total = status.task_counts()
+        sub = status.running_sub_job() or subs[-1]
+        parts.append(f"subjob {sub_job_text(sub)} ({done}/{total} in {len(subs)} subjobs)")
     return "  ".join(parts)
 
 
@@ -214,10 +210,7 @@ def print_summary(result: dict[str, Any], out: TextIO, total_seconds: float) -> 
         pct = f"{progress * 100:.0f}%" if isinstance(progress, int | float) else "?"
         out.write(f"DLI progress {pct}; subjobs as last reported while running:\n")
         for sub in dli.get("sub_jobs") or []:
-            out.write(
-                f"  #{sub.get('id')} {sub.get('name')}: {sub.get('status')}, "
-                f"{sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks\n"
-            )
+            out.write(f"  #{sub_job_text(sub)} {sub.get('name')}: {sub.get('status')}\n")
         history = dli.get("progress_history") or []
         if history:
             steps = " → ".join(
@@ -332,6 +325,7 @@ def watch_child(proc: subprocess.Popen[Any], tick: Callable[..., None], started:
 
 def _read_result(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return result
     except (OSError, ValueError):
         return {"state": "error", "error": "the DAG runner wrote no result (it crashed: see the log)"}

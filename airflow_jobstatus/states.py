@@ -166,6 +166,13 @@ class JobStatus:
             sub_jobs=[dict(s) for s in data.get("sub_jobs") or []],
         )
 
+    def task_counts(self) -> tuple[int, int]:
+        """(completed, total) tasks over all subjobs (DLI); (0, 0) when the service reports none."""
+        return (
+            sum(int(s.get("num_completed_tasks") or 0) for s in self.sub_jobs),
+            sum(int(s.get("num_tasks") or 0) for s in self.sub_jobs),
+        )
+
     def running_sub_job(self) -> dict[str, Any] | None:
         """The DLI subjob currently running, else the last one listed."""
         for sub in self.sub_jobs:
@@ -183,7 +190,12 @@ class JobStatus:
             parts.append(f", {self.progress * 100:.0f}%")
         sub = self.running_sub_job()
         if sub is not None:
-            parts.append(
-                f", subjob {sub.get('id')} {sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"
-            )
+            parts.append(f", subjob {sub_job_text(sub)}")
+        if self.counters:
+            parts.append(", " + ", ".join(f"{k} {v:,}" for k, v in self.counters.items()))
         return "".join(parts)
+
+
+def sub_job_text(sub: Mapping[str, Any]) -> str:
+    """``<id> <done>/<total> tasks`` for one subjob of ``JobStatus.sub_jobs``."""
+    return f"{sub.get('id')} {sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"

@@ -24,8 +24,6 @@ from airflow_jobstatus.states import STUCK_STATES, JobState, JobStatus, resolve_
 Verdict = Literal["success", "failure", "wait"]
 T = TypeVar("T")
 
-#: Native states or substates that mean "this will not progress by itself" on a non-stuck JobState.
-ATTENTION_NATIVE = frozenset({"STALE_STATUS", "NEVER_EXECUTED", "NO_SUBMISSION"})
 
 DEFAULT_ERROR_BUDGET = 300.0
 HISTORY_LIMIT = 50
@@ -70,6 +68,14 @@ class RetryPolicy:
         return delay
 
 
+def _needs_attention(status: JobStatus) -> bool:
+    """A native state or substate the service says will not progress by itself (e.g. a stale status)."""
+    from airflow_jobstatus.services import REGISTRY
+
+    spec = REGISTRY.get(status.service)
+    return spec is not None and bool(spec.attention & {status.native_state, status.substate})
+
+
 class JobWatch:
     """Per-wait state: the error streak, the last state seen, and the success/failure rules."""
 
@@ -106,7 +112,7 @@ class JobWatch:
         key = (status.state.value, status.native_state, status.substate)
         if key != self._last_key:
             self._last_key = key
-            if status.state in STUCK_STATES or ATTENTION_NATIVE & {status.native_state, status.substate}:
+            if status.state in STUCK_STATES or _needs_attention(status):
                 self.log.warning(
                     "%s job %s is %s (native %s%s) and may not progress by itself%s",
                     status.service,
@@ -125,8 +131,7 @@ class JobWatch:
     def _remember(self, status: JobStatus) -> None:
         if status.sub_jobs:
             self.last_sub_jobs = [dict(s) for s in status.sub_jobs]
-        done = sum(int(s.get("num_completed_tasks") or 0) for s in status.sub_jobs)
-        total = sum(int(s.get("num_tasks") or 0) for s in status.sub_jobs)
+        done, total = status.task_counts()
         entry = {"state": status.state.value, "progress": status.progress, "tasks": [done, total]}
         if not self.history or {k: self.history[-1][k] for k in entry} != entry:
             self.history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry})

@@ -164,7 +164,7 @@ def test_watch_succeeds(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> N
     code, out, _ = run(capsys, "watch", "cdm", "sim-cluster", "cli-watch", "--interval", "0.1")
     assert code == 0
     lines = out.strip().splitlines()
-    assert "RUNNING" in lines[0] and "SUCCEEDED" in lines[-1] and "10/10 rows written" in lines[-1]
+    assert "RUNNING" in lines[0] and "SUCCEEDED" in lines[-1] and "rows_written 10" in lines[-1]
 
 
 def test_watch_fails(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,7 +38,7 @@ class JobStatusHook(BaseHook, Generic[R]):
 
     def fetch_connection(self) -> Any:
         """The Airflow connection, or a ConfigurationError saying how to define it (sync; may block)."""
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow_jobstatus._compat import AirflowNotFoundException
 
         try:
             return self.get_connection(self.conn_id)
@@ -47,7 +47,7 @@ class JobStatusHook(BaseHook, Generic[R]):
 
     async def afetch_connection(self) -> Any:
         """``fetch_connection`` through Airflow's async connection getter."""
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow_jobstatus._compat import AirflowNotFoundException
 
         try:
             return await self.aget_connection(self.conn_id)

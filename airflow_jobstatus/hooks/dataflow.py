@@ -36,7 +36,7 @@ class DataflowJobHook(GoogleJobHook[DataflowJobRef]):
         return "update_job", {**request, "job": {"requested_state": requested}}
 
     def drain(self, ref: DataflowJobRef) -> None:
-        """Request JOB_STATE_DRAINED: stop reading input, finish in-flight data (streaming jobs)."""
+        """Ask for a drain: stop reading input, finish in-flight data (streaming jobs)."""
         target = self._target(self.google_connection(), ref)
         self.call(target, *self._update(target.project, ref, dataflow.DRAIN_REQUEST))
 

@@ -260,6 +260,11 @@ def build_credentials(conn: GoogleConnection) -> Credentials:
 
 
 def _load_credentials(conn: GoogleConnection, scopes: list[str]) -> Credentials:
+    creds: Credentials = _load_any_credentials(conn, scopes)
+    return creds
+
+
+def _load_any_credentials(conn: GoogleConnection, scopes: list[str]) -> Any:
     import google.auth
 
     if conn.keyfile_dict is not None:

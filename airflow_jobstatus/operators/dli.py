@@ -9,11 +9,13 @@ from airflow_jobstatus.exceptions import ConfigurationError
 from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
-from airflow_jobstatus.services.dli import DliJobRef
+from airflow_jobstatus.services.dli import JOB_TYPES, DliJobRef
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+SQL = JOB_TYPES[0]
 
 
 class DliRunSqlJobOperator(StartJobOperator):
@@ -51,12 +53,12 @@ class DliRunSqlJobOperator(StartJobOperator):
         self.conf = conf
         self.huaweicloud_conn_id = huaweicloud_conn_id
         self.job_id: str | None = None
-        self.job_type = "sql"
+        self.job_type = SQL
 
     def job_ref(self) -> DliJobRef:
         if not self.job_id:
             raise ConfigurationError("The DLI job has not been submitted yet.")
-        return DliJobRef(job_id=self.job_id, job_type="sql")
+        return DliJobRef(job_id=self.job_id, job_type=SQL)
 
     def start(self, context: Context) -> Any:
         assert isinstance(self.hook, DliJobHook)

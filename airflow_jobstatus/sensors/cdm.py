@@ -10,7 +10,7 @@ from airflow_jobstatus.sensors.base import JobStatusSensor
 
 
 class CdmJobStatusSensor(JobStatusSensor):
-    """Waits for a CDM job; no submission yet or NEVER_EXECUTED keeps waiting (with a warning).
+    """Waits for a CDM job; a job never submitted or never executed keeps waiting (with a warning).
 
     :param cluster_id: the CDM cluster (templated).
     :param job_name: the CDM job's name (templated).

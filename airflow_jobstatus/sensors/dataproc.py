@@ -10,7 +10,7 @@ from airflow_jobstatus.sensors.base import JobStatusSensor
 
 
 class DataprocJobStatusSensor(JobStatusSensor):
-    """Waits for a Dataproc job; ATTEMPT_FAILURE (RETRYING) and CANCEL_PENDING keep waiting.
+    """Waits for a Dataproc job; a failed attempt (RETRYING) and a pending cancel keep waiting.
 
     :param job_id: the Dataproc job id (templated).
     :param region: the job's region (templated).

@@ -7,13 +7,14 @@ from typing import Any
 
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
+from airflow_jobstatus.services.dli import JOB_TYPES
 
 
 class DliJobStatusSensor(JobStatusSensor):
     """Waits for a DLI job; SQL jobs report progress and subjob task counts on every poll.
 
     :param job_id: the DLI job (or Spark batch) id (templated).
-    :param job_type: ``sql`` or ``spark``.
+    :param job_type: one of ``services.dli.JOB_TYPES`` (SQL by default).
     :param huaweicloud_conn_id: a ``huaweicloud`` connection (templated).
     """
 
@@ -25,7 +26,7 @@ class DliJobStatusSensor(JobStatusSensor):
         self,
         *,
         job_id: str,
-        job_type: str = "sql",
+        job_type: str = JOB_TYPES[0],
         huaweicloud_conn_id: str = "huaweicloud_default",
         **kwargs: Any,
     ):

@@ -7,14 +7,15 @@ from typing import Any
 
 from airflow_jobstatus.links import VertexAIJobLink
 from airflow_jobstatus.sensors.base import JobStatusSensor
+from airflow_jobstatus.services.vertex_ai import JOB_TYPES
 
 
 class VertexAIJobStatusSensor(JobStatusSensor):
-    """Waits for a Vertex AI job; PARTIALLY_SUCCEEDED and EXPIRED fail unless accepted, PAUSED waits.
+    """Waits for a Vertex AI job; partial success and expiry fail unless accepted, a pause waits.
 
     :param job_id: the job id (templated).
     :param location: the job's region (templated).
-    :param job_type: ``custom_job``, ``batch_prediction_job`` or ``hyperparameter_tuning_job``.
+    :param job_type: one of ``services.vertex_ai.JOB_TYPES`` (a custom job by default).
     :param project_id: the project (default: the connection's ``project``).
     :param gcp_conn_id: a ``google_cloud_platform`` connection (templated).
     :param impersonation_chain: a service account (or chain) to impersonate.
@@ -29,7 +30,7 @@ class VertexAIJobStatusSensor(JobStatusSensor):
         *,
         job_id: str,
         location: str,
-        job_type: str = "custom_job",
+        job_type: str = JOB_TYPES[0],
         project_id: str | None = None,
         gcp_conn_id: str = "google_cloud_default",
         **kwargs: Any,

@@ -97,6 +97,8 @@ class ServiceSpec:
     job_types: tuple[str, ...] = ()
     #: What cancelling does at this service (documentation and logs).
     cancel_note: str = ""
+    #: Native states or substates that will not progress by themselves (the wait warns once).
+    attention: frozenset[str | None] = frozenset()
     #: ``(native, substate, job_type) -> JobState`` when a table lookup is not the whole rule.
     normalizer: Callable[[str, str | None, str | None], JobState] | None = None
 

@@ -164,5 +164,6 @@ SPEC = ServiceSpec(
     link="airflow_jobstatus.links.CdmJobLink",
     link_name="CDM Job",
     console_url=console_url,
+    attention=frozenset({"NEVER_EXECUTED", NO_SUBMISSION}),
     cancel_note="Stop job: CDM stops the job's running submission.",
 )

@@ -99,5 +99,6 @@ SPEC = ServiceSpec(
     link_name="Dataproc Job",
     console_url=console_url,
     normalizer=normalize,
+    attention=frozenset({"STALE_STATUS"}),
     cancel_note="CancelJob: the job goes through CANCEL_PENDING to CANCELLED.",
 )

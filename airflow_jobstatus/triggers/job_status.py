@@ -46,7 +46,7 @@ class JobStatusTrigger(BaseTrigger):
         initial_delay: float = 0.0,
         impersonation_chain: str | Sequence[str] | None = None,
     ):
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.service = service
         self.job_ref = dict(job_ref)
         self.conn_id = conn_id
