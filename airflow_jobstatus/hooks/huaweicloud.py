@@ -1,16 +1,34 @@
-"""Huawei Cloud plumbing shared by the CDM and DLI hooks: connection, SDK clients, signed asyncio HTTP, errors."""
+"""The Huawei Cloud transport shared by the CDM and DLI hooks: one signer, two HTTP paths, one response handler.
+
+An ``Operation`` (``services/huawei.py``) is signed by the official SDK's signer (``sign``), sent by
+``requests`` (sync) or by a shared ``aiohttp`` session (async), and the answer goes through
+``handle_response`` on both paths. The connection is read once per process per connection id and
+kept ``CONFIG_TTL_SECONDS`` (dropped on an authentication error).
+
+No exception this module raises keeps another one as its ``__context__``/``__cause__`` (a transport
+error or a body may echo request headers, among them the security token): errors are classified
+inside ``except`` blocks and raised after them, and every message goes through ``HuaweiConfig.scrub``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import decimal
+import email.utils
+import hashlib
 import importlib
 import json
+import math
+import os
+import re
+import threading
+import time
 import weakref
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from airflow_jobstatus.exceptions import (
     AuthenticationError,
@@ -21,38 +39,38 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
-from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook
+from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.services import dli as dli_service
+from airflow_jobstatus.services.huawei import Operation, parse_error_body, quote_segment
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
+    import requests
     from airflow.sdk import Connection
 
 CONN_TYPE = "huaweicloud"
 DEFAULT_CONN_ID = "huaweicloud_default"
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "airflow-jobstatus"
-_MAX_BODY_IN_MESSAGE = 500
+#: Statuses worth retrying: throttling, the gateway's and the service's "unavailable", and 409, which
+#: CDM and DLI document as "the resource is busy, try again".
+TRANSIENT_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+#: How long a connection read stays valid in this process (seconds).
+CONFIG_TTL_SECONDS = 60.0
+#: Requests in flight per event loop, over every session (and each session's connector limit).
+#: Callers beyond it wait here, before their timeout starts, not inside the connection pool.
+MAX_IN_FLIGHT = 100
+_MAX_DETAIL = 500
 _FALSE_STRINGS = frozenset({"false", "0", "no", "off", ""})
+_URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s:]+:[^/@\s]+@")
 
-#: How many clients this process built, by kind ("sdk:cdm", "sdk:dli", "httpx"): tests check reuse.
-CLIENTS_CREATED: Counter[str] = Counter()
-
-_HttpxKey = tuple[str, str, str, bool]
-#: One httpx.AsyncClient per event loop per (conn_id, endpoint, AK, verify_ssl), shared by every hook.
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_HttpxKey, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
-_INFLIGHT_LOADS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Future[HuaweiConfig]]
-] = weakref.WeakKeyDictionary()
-_CLIENT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
+#: What this process created or read, by kind: "requests_sessions", "aiohttp_sessions",
+#: "connection_reads". Tests check reuse with it.
+COUNTERS: Counter[str] = Counter()
 
 
-def clients_created() -> dict[str, int]:
-    """A copy of the per-process client counters."""
-    return dict(CLIENTS_CREATED)
+def counters() -> dict[str, int]:
+    """A copy of the per-process counters."""
+    return dict(COUNTERS)
 
 
 def _mask(secret: str) -> None:
@@ -65,7 +83,7 @@ def _mask(secret: str) -> None:
 
 
 def _as_bool(value: Any, default: bool = True) -> bool:
-    """Read a boolean extra that may arrive as a JSON bool or a string such as "false"."""
+    """A boolean extra that may arrive as a JSON bool or a string such as "false"."""
     if value is None:
         return default
     if isinstance(value, str):
@@ -77,6 +95,25 @@ def _with_scheme(endpoint: str) -> str:
     """Endpoint with https:// added when it has no scheme (as the SDK does), without a trailing slash."""
     endpoint = endpoint.strip().rstrip("/")
     return endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}"
+
+
+def _redact_url(url: str) -> str:
+    return _URL_CREDENTIALS.sub("***@", url)
+
+
+def _proxy_url(conn_id: str, value: Any) -> str | None:
+    """The ``proxy`` extra as ``http(s)://[user:password@]host[:port]``; its password is masked."""
+    if not value:
+        return None
+    text = str(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("",):
+        raise ConfigurationError(
+            f"Connection {conn_id!r}: 'proxy' must be http(s)://host:port, got {_redact_url(text)!r}."
+        )
+    if parts.password:
+        _mask(parts.password)
+    return text
 
 
 @dataclass(frozen=True)
@@ -91,6 +128,8 @@ class HuaweiConfig:
     endpoints: dict[str, str] = field(default_factory=dict)
     verify_ssl: bool = True
     security_token: str | None = field(default=None, repr=False)
+    #: ``http(s)://host:port`` both paths send through; None: the environment's proxy, if any.
+    proxy: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_connection(cls, conn: Connection) -> HuaweiConfig:
@@ -130,6 +169,7 @@ class HuaweiConfig:
             endpoints=endpoints,
             verify_ssl=_as_bool(get("verify_ssl")),
             security_token=token,
+            proxy=_proxy_url(conn_id, get("proxy")),
         )
 
     def endpoint(self, service: str) -> str:
@@ -144,386 +184,297 @@ class HuaweiConfig:
             )
         return f"https://{service}.{self.region}.myhuaweicloud.com"
 
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy for ``url``: the connection's, else HTTP(S)_PROXY unless NO_PROXY covers the host."""
+        if self.proxy:
+            return self.proxy
+        from requests.utils import get_environ_proxies
+
+        return get_environ_proxies(url).get(urlsplit(url).scheme)
+
     def scrub(self, text: str) -> str:
-        """The text with the SK and security token replaced, as a last line of defence."""
+        """The text with the SK, the security token and URL credentials replaced: a last line of defence."""
         for secret in (self.sk, self.security_token):
             if secret:
                 text = text.replace(secret, "***")
-        return text
+        return _redact_url(text)
 
 
-def parse_error_body(text: str | None) -> tuple[str | None, str | None]:
-    """(code, message) from a Huawei error body: DLI's error_code/error_msg or CDM's errCode/externalMessage."""
-    try:
-        data = json.loads(text or "")
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    for code_key, msg_key in (
-        ("error_code", "error_msg"),
-        ("errCode", "externalMessage"),
-        ("errorCode", "errorMsg"),
-        ("code", "message"),
-    ):
-        if code_key in data or msg_key in data:
-            code, msg = data.get(code_key), data.get(msg_key)
-            return (str(code) if code not in (None, "") else None), (str(msg) if msg is not None else None)
-    return None, None
+# ---- the connection read cache ---------------------------------------------------------------------
+
+_CacheKey = tuple[str, str]
+
+
+def _cache_key(conn_id: str) -> _CacheKey:
+    """The connection id, and a digest of its AIRFLOW_CONN_* variable: changing the variable is a miss."""
+    env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")
+    return conn_id, hashlib.sha256(env.encode()).hexdigest() if env else ""
+
+
+class _ConfigCache:
+    """Parsed connections by cache key, each valid CONFIG_TTL_SECONDS (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[_CacheKey, tuple[float, HuaweiConfig]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: _CacheKey) -> HuaweiConfig | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if time.monotonic() - entry[0] >= CONFIG_TTL_SECONDS:
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: _CacheKey, config: HuaweiConfig) -> HuaweiConfig:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), config)
+        return config
+
+    def drop(self, conn_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == conn_id]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_CONFIGS = _ConfigCache()
+#: Async first reads in progress, per loop per cache key: hooks that start together share one read.
+_LOADS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[_CacheKey, asyncio.Future[HuaweiConfig]]
+] = weakref.WeakKeyDictionary()
+#: Modules the async path uses, imported once in a worker thread (importing the SDK takes a while).
+_ASYNC_MODULES = (
+    "aiohttp",
+    "yarl",
+    "requests.utils",  # HuaweiConfig.proxy_for
+    "huaweicloudsdkcore.auth.credentials",
+    "huaweicloudsdkcore.sdk_request",
+)
+_async_imports_done = False
+
+
+def clear_config_cache() -> None:
+    """Forget every cached connection (tests; a rotated key is otherwise picked up within the TTL)."""
+    _CONFIGS.clear()
+
+
+def _import_async_modules() -> None:
+    global _async_imports_done
+    for module in _ASYNC_MODULES:
+        importlib.import_module(module)
+    _async_imports_done = True
+
+
+# ---- the signer: the only code that touches the SDK -------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CallContext:
-    """What a call is about, for error messages: service, job, where it was looked for, the action."""
+class SignedRequest:
+    """A request ready to send: the URL exactly as signed (already encoded), headers and body."""
 
-    service: str
-    job_id: str
-    where: str
-    action: str = "get status"
-
-    def http_error(self, status: int, code: str | None, message: str | None) -> ServiceError:
-        """The provider error for an HTTP error status, keeping the service's own code and message."""
-        detail = message or "no message"
-        if len(detail) > _MAX_BODY_IN_MESSAGE:
-            detail = detail[:_MAX_BODY_IN_MESSAGE] + "…"
-        text = f"{self.action} for job {self.job_id!r} failed with HTTP {status}: {detail}"
-        kw: dict[str, Any] = {"service": self.service, "job_id": self.job_id, "code": code or status}
-        if status in TRANSIENT_STATUSES:
-            return TransientServiceError(text, **kw)
-        if status in (401, 403):
-            return AuthenticationError(f"{text} (check the connection's AK/SK and project)", **kw)
-        if status == 404:
-            return JobNotFoundError(
-                f"job {self.job_id!r} not found in {self.where} (HTTP 404: {detail})", **kw
-            )
-        if 400 <= status < 500:
-            return BadRequestError(text, **kw)
-        return BadResponseError(text, **kw)
-
-    def transient(self, reason: str, code: str) -> TransientServiceError:
-        return TransientServiceError(
-            f"{self.action} for job {self.job_id!r} failed: {reason}",
-            service=self.service,
-            job_id=self.job_id,
-            code=code,
-        )
-
-    def bad_response(self, reason: str) -> BadResponseError:
-        return BadResponseError(
-            f"{self.action} for job {self.job_id!r}: unparseable response: {reason}",
-            service=self.service,
-            job_id=self.job_id,
-        )
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
 
 
-def sdk_exception_to_error(exc: Exception, ctx: CallContext) -> ServiceError:
-    """Classify an exception raised by a Huawei SDK client call."""
-    import requests
-    from huaweicloudsdkcore.exceptions import exceptions as sdk
+def sign(op: Operation, config: HuaweiConfig, endpoint: str) -> SignedRequest:
+    """``op`` against ``endpoint``, signed SDK-HMAC-SHA256 by the SDK's ``BasicCredentials``.
 
-    if isinstance(exc, sdk.ServiceResponseException):
-        # CDM's errCode/externalMessage body is not parsed by the SDK: error_msg is then the raw body.
-        code, message = parse_error_body(exc.error_msg)
-        if code is None and message is None:
-            sdk_code = str(exc.error_code) if exc.error_code is not None else None
-            code = sdk_code if sdk_code != str(exc.status_code) else None
-            message = exc.error_msg
-        return ctx.http_error(int(exc.status_code), code, message)
-    if isinstance(exc, sdk.RequestTimeoutException):
-        return ctx.transient(f"timed out: {exc.error_msg}", "timeout")
-    if isinstance(exc, sdk.ConnectionException):
-        return ctx.transient(f"connection error: {exc.error_msg}", "connection")
-    if isinstance(exc, requests.Timeout):
-        return ctx.transient(f"timed out: {exc}", "timeout")
-    if isinstance(exc, requests.RequestException):
-        return ctx.transient(f"connection error: {exc}", "connection")
-    if isinstance(exc, sdk.SdkException):
-        return ServiceError(
-            f"{ctx.action} for job {ctx.job_id!r} failed: {exc.error_msg}",
-            service=ctx.service,
-            job_id=ctx.job_id,
-        )
-    raise exc
-
-
-def plain(value: Any) -> Any:
-    """JSON-plain copy: Decimal (the SDK parses floats as Decimal) → float, tuples → lists, models → dicts."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return plain(value.to_dict())
-    return value
-
-
-def wire_to_attrs(data: Any, model: Any) -> Any:
-    """Map wire JSON (dashed/dotted/camel keys) to the SDK model's attribute names, as ``to_dict()`` does.
-
-    The async path gets raw JSON; this makes it the same dict the sync path gets from ``response.to_dict()``,
-    so one parser per service serves both.
+    The signer adds X-Sdk-Date, Host, X-Project-Id, X-Security-Token (when set) and Authorization,
+    and builds the URL with the canonical query string.
     """
-    if not isinstance(data, dict):
-        return data
-    package = importlib.import_module(model.__module__.rsplit(".", 1)[0])
-    return {
-        attr: _wire_value(data.get(model.attribute_map[attr]), type_name, package)
-        for attr, type_name in model.openapi_types.items()
-    }
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.sdk_request import SdkRequest
 
-
-def _wire_value(value: Any, type_name: str, package: Any) -> Any:
-    if value is None:
-        return None
-    if type_name.startswith("list[") and isinstance(value, list):
-        inner = type_name[5:-1]
-        return [_wire_value(v, inner, package) for v in value]
-    model = getattr(package, type_name, None)
-    if isinstance(model, type) and getattr(model, "openapi_types", None):
-        return wire_to_attrs(value, model)
-    return value
-
-
-def _json_body(raw: bytes | str | None, ctx: CallContext, required: bool) -> dict[str, Any]:
-    """The body as a JSON object; BadResponseError when it is not one (an optional body may be empty/other)."""
-    try:
-        data = json.loads(raw or b"")
-    except ValueError as err:
-        if required:
-            raise ctx.bad_response(f"not JSON ({err})") from None
-        return {}
-    if not isinstance(data, dict):
-        if required:
-            raise ctx.bad_response(f"expected a JSON object, got {type(data).__name__}")
-        return {}
-    return data
-
-
-class HuaweiCloudHook(JobStatusHook):
-    """The ``huaweicloud`` connection type's hook, and the base of the CDM and DLI hooks."""
-
-    conn_name_attr = "huaweicloud_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = "Huawei Cloud"
-    service: ClassVar[str] = ""
-    #: The SDK client class, as "module:Class"; set by each service hook.
-    sdk_client_path: ClassVar[str] = ""
-    #: SDK model classes ("module:Class") the async path maps responses with; imported off the loop.
-    async_models: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(
-        self,
-        huaweicloud_conn_id: str = DEFAULT_CONN_ID,
-        timeout: float = DEFAULT_CALL_TIMEOUT,
-        **kwargs: Any,
-    ):
-        super().__init__(huaweicloud_conn_id, timeout=timeout, **kwargs)
-        self.huaweicloud_conn_id = self.conn_id
-        self._config: HuaweiConfig | None = None
-        self._client: Any = None
-        self._credentials: Any = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(huaweicloud_conn_id={self.conn_id!r}, timeout={self.timeout})"
-
-    # -- connection ------------------------------------------------------------------------------------
-
-    @property
-    def config(self) -> HuaweiConfig:
-        """The connection, read once (blocking: use ``aconfig`` from async code)."""
-        if self._config is None:
-            self._config = HuaweiConfig.from_connection(self.fetch_connection())
-        return self._config
-
-    async def aconfig(self) -> HuaweiConfig:
-        """The connection, read once in a worker thread so the event loop never waits on it.
-
-        Hooks of the same class on the same connection that start together share one read.
-        """
-        if self._config is None:
-            inflight = _INFLIGHT_LOADS.setdefault(asyncio.get_running_loop(), {})
-            key = (self.conn_id, type(self).__qualname__)
-            load = inflight.get(key)
-            if load is None:
-                load = asyncio.ensure_future(asyncio.to_thread(self._load_for_async))
-                inflight[key] = load
-                load.add_done_callback(lambda _: inflight.pop(key, None))
-            self._config = await asyncio.shield(load)
-        return self._config
-
-    def _load_for_async(self) -> HuaweiConfig:
-        """Worker thread: read the connection (Airflow allows this from a thread, in triggers too) and
-        import the SDK pieces the async path uses, so neither costs the event loop anything."""
-        for module in ("httpx", "huaweicloudsdkcore.auth.credentials", "huaweicloudsdkcore.sdk_request"):
-            importlib.import_module(module)
-        for path in self.async_models:
-            _import_attr(path)
-        return HuaweiConfig.from_connection(self.fetch_connection())
-
-    def endpoint(self) -> str:
-        """This hook's service endpoint (for links and logs)."""
-        return self.config.endpoint(self.service)
-
-    def get_conn(self) -> Any:
-        """The service's SDK client, built once per hook instance."""
-        return self.client
-
-    # -- sync: the SDK client ---------------------------------------------------------------------------
-
-    @property
-    def client(self) -> Any:
-        """The SDK client (CdmClient/DliClient), built on first use and reused."""
-        if self._client is None:
-            self._client = self._build_client()
-        return self._client
-
-    def _build_client(self) -> Any:
-        from huaweicloudsdkcore.http.http_config import HttpConfig
-
-        config = self.config
-        endpoint = config.endpoint(self.service)
-        client_cls = _import_attr(self.sdk_client_path)
-        http_config = HttpConfig.get_default_config()
-        http_config.timeout = (self.timeout, self.timeout)
-        http_config.retry_times = 0
-        http_config.ignore_ssl_verification = not config.verify_ssl
-        client = (
-            client_cls.new_builder()
-            .with_credentials(self._sdk_credentials())
-            .with_endpoints([endpoint])
-            .with_http_config(http_config)
-            .build()
-        )
-        CLIENTS_CREATED[f"sdk:{self.service}"] += 1
-        return client
-
-    def _sdk_credentials(self) -> Any:
-        """BasicCredentials with the project id (never resolved over IAM) and the optional token."""
-        if self._credentials is None:
-            from huaweicloudsdkcore.auth.credentials import BasicCredentials
-
-            config = self.config
-            credentials = BasicCredentials(config.ak, config.sk, config.project_id)
-            if config.security_token:
-                credentials = credentials.with_security_token(config.security_token)
-            self._credentials = credentials
-        return self._credentials
-
-    def call(
-        self, method: str, request: Any, ctx: CallContext, *, require_body: bool = True
-    ) -> dict[str, Any]:
-        """Call an SDK client method; return ``response.to_dict()`` made JSON-plain, errors classified."""
-        client = self.client
-        try:
-            response = getattr(client, method)(request)
-        except Exception as exc:
-            raise self._scrubbed(sdk_exception_to_error(exc, ctx)) from None
-        # The SDK turns an unparseable body into an empty model: check the raw body ourselves.
-        _json_body(getattr(response, "raw_content", None), ctx, required=require_body)
-        return plain(response.to_dict())
-
-    def _scrubbed(self, error: ServiceError) -> ServiceError:
-        config = self._config
-        if config is None:
-            return error
-        clean = config.scrub(error.message)
-        if clean == error.message:
-            return error
-        return type(error)(clean, service=error.service, job_id=error.job_id, code=error.code)
-
-    # -- async: signed httpx --------------------------------------------------------------------------
-
-    async def arequest(
-        self,
-        method: str,
-        path: str,
-        ctx: CallContext,
-        *,
-        path_params: dict[str, str] | None = None,
-        model: str | None = None,
-        require_body: bool = True,
-    ) -> dict[str, Any]:
-        """Send one SDK-HMAC-SHA256-signed request with httpx; return the JSON body mapped like to_dict()."""
-        import httpx
-
-        config = await self.aconfig()
-        endpoint = config.endpoint(self.service)
-        params = {"project_id": config.project_id, **(path_params or {})}
-        resource_path = path.format(**{k: quote(str(v), safe="") for k, v in params.items()})
-        url, headers = self._sign(method, endpoint, resource_path)
-        client = await _async_client(config, endpoint)
-        try:
-            async with _request_gate():
-                response = await client.request(method, url, headers=headers, timeout=self.timeout)
-        except httpx.TimeoutException as exc:
-            raise self._scrubbed(ctx.transient(f"timed out: {exc!r}", "timeout")) from None
-        except httpx.TransportError as exc:
-            raise self._scrubbed(ctx.transient(f"connection error: {exc!r}", "connection")) from None
-        if response.status_code >= 400:
-            code, message = parse_error_body(response.text)
-            if code is None and message is None:
-                message = response.text
-            raise self._scrubbed(ctx.http_error(response.status_code, code, message))
-        data = _json_body(response.content, ctx, required=require_body)
-        return plain(wire_to_attrs(data, _import_attr(model)) if model else data)
-
-    def _sign(self, method: str, endpoint: str, resource_path: str) -> tuple[str, dict[str, str]]:
-        """URL and headers signed by the SDK's own signer (X-Sdk-Date, Host, X-Project-Id, Authorization)."""
-        from huaweicloudsdkcore.sdk_request import SdkRequest
-
-        parts = urlsplit(endpoint)
-        request = SdkRequest(
-            method=method,
+    parts = urlsplit(endpoint)
+    path = parts.path.rstrip("/") + op.path.replace("{project_id}", quote_segment(config.project_id))
+    body = None if op.body is None else json.dumps(op.body, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **dict(op.extra_headers)}
+    credentials = BasicCredentials(config.ak, config.sk, config.project_id)
+    if config.security_token:
+        credentials = credentials.with_security_token(config.security_token)
+    request = credentials.sign_request(
+        SdkRequest(
+            method=op.method,
             schema=parts.scheme,
             host=parts.netloc,
-            resource_path=resource_path,
-            query_params=[],
-            header_params={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-            body=None,
+            resource_path=path,
+            query_params=list(op.query),
+            header_params=headers,
+            body=body,
         )
-        request = self._sdk_credentials().sign_request(request)
-        return request.url, dict(request.header_params)
+    )
+    return SignedRequest(
+        op.method, request.url, {str(k): str(v) for k, v in request.header_params.items()}, body
+    )
 
 
-def _import_attr(path: str) -> Any:
-    """Import "module:Attr" (a module already imported costs a dict lookup)."""
-    module_name, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+# ---- the response handler, shared by both paths -----------------------------------------------------
 
 
-async def _async_client(config: HuaweiConfig, endpoint: str) -> httpx.AsyncClient:
-    """The shared httpx client for this loop and (conn_id, endpoint, AK, verify_ssl), built on first use.
+def _keep(text: str) -> str:
+    return text
 
-    Built in a worker thread: creating the TLS context (CA bundle load) takes tens of milliseconds.
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    name = name.lower()
+    return next((str(v) for k, v in headers.items() if k.lower() == name), None)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date); None when absent/invalid."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _json_object(body: bytes) -> tuple[dict[str, Any], str | None]:
+    """The body as a JSON object, or ({}, why it is not one)."""
+    if not body.strip():
+        return {}, "empty body"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}, f"not JSON ({len(body)} bytes: truncated or garbled)"
+    if not isinstance(data, dict):
+        return {}, f"expected a JSON object, got {type(data).__name__}"
+    return data, None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+
+
+def http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    op: Operation,
+    *,
+    service: str,
+    where: str = "",
+    scrub: Callable[[str], str] = _keep,
+) -> ServiceError:
+    """The provider error for a non-2xx answer, keeping the service's own error code and message."""
+    code, message = parse_error_body(body)
+    if code is None and message is None:
+        message = body.decode("utf-8", "replace").strip() or None
+    detail = _clip(scrub(message or "no message"))
+    kw: dict[str, Any] = {"service": service, "job_id": op.job_id, "code": code or status}
+    text = scrub(f"{op.action} for job {op.job_id!r} failed with HTTP {status}: {detail}")
+    unknown_dli_job = (
+        status == 400 and op.is_read and service == dli_service.NAME and code == dli_service.UNKNOWN_JOB_CODE
+    )
+    if status in (401, 403):
+        return AuthenticationError(f"{text} (check the connection's AK/SK and project_id)", **kw)
+    if status == 404 or unknown_dli_job:
+        place = f" in {where}" if where else ""
+        return JobNotFoundError(scrub(f"job {op.job_id!r} not found{place} (HTTP {status}: {detail})"), **kw)
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return TransientServiceError(
+            text, retry_after=parse_retry_after(_header(headers, "Retry-After")), **kw
+        )
+    if 400 <= status < 500:
+        return BadRequestError(text, **kw)
+    return ServiceError(f"{text} (unexpected status: check the endpoint)", **kw)
+
+
+def handle_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    op: Operation,
+    *,
+    service: str,
+    where: str = "",
+    scrub: Callable[[str], str] = _keep,
+) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; a ServiceError for anything else (see ``http_error``).
+
+    A 2xx whose body is not a JSON object is a BadResponseError when ``op.body_required``, else ``{}``.
     """
-    loop = asyncio.get_running_loop()
-    clients = _ASYNC_CLIENTS.setdefault(loop, {})
-    key = (config.conn_id, endpoint, config.ak, config.verify_ssl)
-    client = clients.get(key)
-    if client is not None and not client.is_closed:
-        return client
-    lock = _CLIENT_LOCKS.setdefault(loop, asyncio.Lock())
-    async with lock:  # one build at a time: concurrent first callers wait for it instead of racing
-        client = clients.get(key)
-        if client is None or client.is_closed:
-            client = await asyncio.to_thread(_new_async_client, config.verify_ssl)
-            clients[key] = client
-            CLIENTS_CREATED["httpx"] += 1
-    return client
+    if not 200 <= status < 300:
+        raise http_error(status, headers, body, op, service=service, where=where, scrub=scrub)
+    data, problem = _json_object(body)
+    if problem is None:
+        return data
+    if not op.body_required:
+        return {}
+    raise BadResponseError(
+        scrub(f"{op.action} for job {op.job_id!r}: unparseable answer (HTTP {status}): {problem}"),
+        service=service,
+        job_id=op.job_id,
+    )
 
 
-#: Requests in flight per event loop. httpcore rescans its whole wait queue against every
-#: connection on each pool event, so thousands of triggers queued inside httpx cost O(n²) and
-#: stall the triggerer (measured: 10,000 triggers collapsed). Queueing here is O(1).
-MAX_IN_FLIGHT = 100
+def _transport_error(
+    op: Operation, service: str, kind: str, reason: str, scrub: Callable[[str], str]
+) -> TransientServiceError:
+    what = "timed out" if kind == "timeout" else "connection error"
+    return TransientServiceError(
+        _clip(scrub(f"{op.action} for job {op.job_id!r} failed: {what}: {reason}")),
+        service=service,
+        job_id=op.job_id,
+        code=kind,
+    )
+
+
+def requests_failure(
+    exc: Exception, op: Operation, *, service: str, timeout: float, scrub: Callable[[str], str] = _keep
+) -> TransientServiceError:
+    """A ``requests`` exception (timeout, refused, reset, proxy, TLS) as a transient error."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return _transport_error(op, service, "timeout", f"no answer within {timeout:g} s ({exc})", scrub)
+    return _transport_error(op, service, "connection", f"{type(exc).__name__}: {exc}", scrub)
+
+
+def aiohttp_failure(
+    exc: BaseException, op: Operation, *, service: str, timeout: float, scrub: Callable[[str], str] = _keep
+) -> TransientServiceError:
+    """An ``aiohttp`` exception or a timeout as a transient error."""
+    if isinstance(exc, TimeoutError):
+        return _transport_error(op, service, "timeout", f"no answer within {timeout:g} s", scrub)
+    return _transport_error(op, service, "connection", f"{type(exc).__name__}: {exc}", scrub)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# ---- the async path: one aiohttp session per loop per (origin, verify_ssl, proxy) -----------------
+
+_SessionKey = tuple[str, bool, str | None]
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_SessionKey, aiohttp.ClientSession]] = (
+    weakref.WeakKeyDictionary()
+)
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _request_gate() -> asyncio.Semaphore:
-    """This loop's cap on concurrent Huawei requests (shared by every client and trigger)."""
+    """This loop's cap on concurrent Huawei requests (shared by every session and trigger)."""
     loop = asyncio.get_running_loop()
     gate = _GATES.get(loop)
     if gate is None:
@@ -531,19 +482,209 @@ def _request_gate() -> asyncio.Semaphore:
     return gate
 
 
-def _new_async_client(verify_ssl: bool) -> httpx.AsyncClient:
-    import httpx
+def _aiohttp_session(url: str, verify_ssl: bool, proxy: str | None) -> aiohttp.ClientSession:
+    """The shared session for this loop and (scheme://host, verify_ssl, proxy), created on first use."""
+    import aiohttp
 
-    return httpx.AsyncClient(
-        verify=verify_ssl,
-        # The pool matches the gate, so httpx never queues and connections are kept, not churned.
-        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
-        follow_redirects=False,
-    )
+    parts = urlsplit(url)
+    key = (f"{parts.scheme}://{parts.netloc}", verify_ssl, proxy)
+    sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
+    session = sessions.get(key)
+    if session is None or session.closed:
+        session = sessions[key] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,  # proxies come from HuaweiConfig.proxy_for, as on the sync path
+        )
+        COUNTERS["aiohttp_sessions"] += 1
+    return session
 
 
-async def aclose_async_clients() -> None:
-    """Close this loop's shared httpx clients (tests, shutdown)."""
-    clients = _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {})
-    for client in clients.values():
-        await client.aclose()
+async def aclose_sessions() -> None:
+    """Close this loop's shared sessions (tests, shutdown)."""
+    for session in _SESSIONS.pop(asyncio.get_running_loop(), {}).values():
+        await session.close()
+
+
+async def _aiohttp_exchange(
+    session: aiohttp.ClientSession,
+    signed: SignedRequest,
+    *,
+    verify_ssl: bool,
+    proxy: str | None,
+    timeout: float,
+) -> _Reply:
+    """Send ``signed`` through the loop's gate; aiohttp's exceptions propagate for the caller to classify.
+
+    The per-call timeout starts once the gate admits the call. aiohttp resends an idempotent request
+    (GET/PUT/DELETE: reads and cancels here) once when the server closed the connection under it
+    (RFC 9112 §9.3.1, a stale keep-alive); start and submit are sync-only, through requests.
+    """
+    import aiohttp
+    import yarl
+
+    async with (
+        _request_gate(),
+        session.request(
+            signed.method,
+            yarl.URL(signed.url, encoded=True),  # exactly the signed path and query
+            headers=signed.headers,
+            data=signed.body,
+            ssl=verify_ssl,
+            proxy=proxy,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response,
+    ):
+        return _Reply(response.status, response.headers, await response.read())
+
+
+class HuaweiCloudHook(JobStatusHook[R]):
+    """The ``huaweicloud`` connection type's hook, and the base of the CDM and DLI hooks.
+
+    ``send``/``asend`` perform one ``Operation`` and return the answer's JSON object; subclasses
+    build operations with ``services.<service>`` and parse the answers there.
+    """
+
+    conn_name_attr = "huaweicloud_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Huawei Cloud"
+    service: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        huaweicloud_conn_id: str | None = DEFAULT_CONN_ID,
+        timeout: float = DEFAULT_CALL_TIMEOUT,
+        **kwargs: Any,
+    ):
+        super().__init__(huaweicloud_conn_id, timeout=timeout, **kwargs)
+        self.huaweicloud_conn_id = self.conn_id
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(huaweicloud_conn_id={self.conn_id!r}, timeout={self.timeout})"
+
+    # -- connection -----------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> HuaweiConfig:
+        """The connection, from the process cache or read now (blocking: use ``aconfig`` from async code)."""
+        key = _cache_key(self.conn_id)
+        return _CONFIGS.get(key) or _CONFIGS.put(key, self._read_config())
+
+    def _read_config(self) -> HuaweiConfig:
+        COUNTERS["connection_reads"] += 1
+        return HuaweiConfig.from_connection(self.fetch_connection())
+
+    async def aconfig(self) -> HuaweiConfig:
+        """``config`` without blocking the loop: a first read (and the SDK import) runs in a worker thread,
+        shared by every hook of this loop that needs it at the same time."""
+        key = _cache_key(self.conn_id)
+        cached = _CONFIGS.get(key)
+        if cached is not None and _async_imports_done:
+            return cached
+        loads = _LOADS.setdefault(asyncio.get_running_loop(), {})
+        load = loads.get(key)
+        if load is None:
+            load = loads[key] = asyncio.ensure_future(asyncio.to_thread(self._load_for_async))
+            load.add_done_callback(lambda done: loads.pop(key, None) if loads.get(key) is done else None)
+        return await asyncio.shield(load)
+
+    def _load_for_async(self) -> HuaweiConfig:
+        _import_async_modules()
+        return self.config
+
+    def console_scope(self) -> str | None:
+        """The connection's region (the Huawei console needs it)."""
+        return self.config.region
+
+    def _where(self, config: HuaweiConfig) -> str:
+        where = f"{self.service.upper()} project {config.project_id!r} at {config.endpoint(self.service)}"
+        return where + (f" (region {config.region})" if config.region else "")
+
+    def _finish(self, config: HuaweiConfig, reply: _Reply, op: Operation) -> dict[str, Any]:
+        """``handle_response`` on the reply; an authentication error also drops the cached connection."""
+        try:
+            data = handle_response(
+                reply.status,
+                reply.headers,
+                reply.body,
+                op,
+                service=self.service,
+                where=self._where(config),
+                scrub=config.scrub,
+            )
+        except AuthenticationError:
+            _CONFIGS.drop(self.conn_id)  # a rotated key is read at the next call
+            raise  # the same error object, re-raised: no context is added
+        if not op.is_read:
+            self.log.info("%s: %s for %s done.", self.service.upper(), op.action, op.job_id)
+        return data
+
+    # -- sync: requests -------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """This hook's HTTP session, created on first use and reused."""
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            # Settings come from the connection only, as on the async path: no .netrc auth (it would
+            # replace the signature), no environment CA bundle; proxies are passed per request.
+            self._session.trust_env = False
+            COUNTERS["requests_sessions"] += 1
+        return self._session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    def send(self, op: Operation) -> dict[str, Any]:
+        """Perform ``op`` (blocking); its answer's JSON object."""
+        import requests
+
+        config = self.config
+        signed = sign(op, config, config.endpoint(self.service))
+        proxy = config.proxy_for(signed.url)
+        failure: ServiceError | None = None
+        try:
+            response = self.session.request(
+                signed.method,
+                signed.url,
+                headers=signed.headers,
+                data=signed.body,
+                timeout=(self.timeout, self.timeout),
+                verify=config.verify_ssl,
+                proxies={"http": proxy, "https": proxy} if proxy else {},
+                allow_redirects=False,
+            )
+            reply = _Reply(response.status_code, response.headers, response.content)
+        except requests.RequestException as exc:
+            failure = requests_failure(
+                exc, op, service=self.service, timeout=self.timeout, scrub=config.scrub
+            )
+        if failure is not None:
+            raise failure  # outside the except block: the requests exception is not its context
+        return self._finish(config, reply, op)
+
+    # -- async: aiohttp -------------------------------------------------------------------------------
+
+    async def asend(self, op: Operation) -> dict[str, Any]:
+        """Perform ``op`` without blocking the event loop; its answer's JSON object."""
+        import aiohttp
+
+        config = await self.aconfig()
+        signed = sign(op, config, config.endpoint(self.service))
+        proxy = config.proxy_for(signed.url)
+        session = _aiohttp_session(signed.url, config.verify_ssl, proxy)
+        failure: ServiceError | None = None
+        try:
+            reply = await _aiohttp_exchange(
+                session, signed, verify_ssl=config.verify_ssl, proxy=proxy, timeout=self.timeout
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = aiohttp_failure(exc, op, service=self.service, timeout=self.timeout, scrub=config.scrub)
+        if failure is not None:
+            raise failure  # outside the except block: the aiohttp exception is not its context
+        return self._finish(config, reply, op)
