@@ -40,6 +40,7 @@ from airflow_jobstatus.exceptions import (
     TransientServiceError,
 )
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import dli as dli_service
 from airflow_jobstatus.services.huawei import Operation, parse_error_body, quote_segment
 
@@ -467,9 +468,7 @@ class _Reply:
 # ---- the async path: one aiohttp session per loop per (origin, verify_ssl, proxy) -----------------
 
 _SessionKey = tuple[str, bool, str | None]
-_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_SessionKey, aiohttp.ClientSession]] = (
-    weakref.WeakKeyDictionary()
-)
+_SESSIONS: PerLoopCache[_SessionKey, aiohttp.ClientSession] = PerLoopCache()
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -482,27 +481,26 @@ def _request_gate() -> asyncio.Semaphore:
     return gate
 
 
-def _aiohttp_session(url: str, verify_ssl: bool, proxy: str | None) -> aiohttp.ClientSession:
+async def _aiohttp_session(url: str, verify_ssl: bool, proxy: str | None) -> aiohttp.ClientSession:
     """The shared session for this loop and (scheme://host, verify_ssl, proxy), created on first use."""
     import aiohttp
 
-    parts = urlsplit(url)
-    key = (f"{parts.scheme}://{parts.netloc}", verify_ssl, proxy)
-    sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
-    session = sessions.get(key)
-    if session is None or session.closed:
-        session = sessions[key] = aiohttp.ClientSession(
+    async def build() -> aiohttp.ClientSession:
+        COUNTERS["aiohttp_sessions"] += 1
+        return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,  # proxies come from HuaweiConfig.proxy_for, as on the sync path
         )
-        COUNTERS["aiohttp_sessions"] += 1
-    return session
+
+    parts = urlsplit(url)
+    key = (f"{parts.scheme}://{parts.netloc}", verify_ssl, proxy)
+    return await _SESSIONS.get(key, build, usable=lambda session: not session.closed)
 
 
 async def aclose_sessions() -> None:
     """Close this loop's shared sessions (tests, shutdown)."""
-    for session in _SESSIONS.pop(asyncio.get_running_loop(), {}).values():
+    for session in _SESSIONS.pop_all():
         await session.close()
 
 
@@ -677,7 +675,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         config = await self.aconfig()
         signed = sign(op, config, config.endpoint(self.service))
         proxy = config.proxy_for(signed.url)
-        session = _aiohttp_session(signed.url, config.verify_ssl, proxy)
+        session = await _aiohttp_session(signed.url, config.verify_ssl, proxy)
         failure: ServiceError | None = None
         try:
             reply = await _aiohttp_exchange(
