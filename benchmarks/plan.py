@@ -49,7 +49,7 @@ def timeline(service: str, end_after: float) -> list[dict[str, Any]]:
 
 
 def job_ref(service: str, job_id: str) -> dict[str, Any]:
-    """The trigger's job reference (the hook's get_status keywords) for a simulator job."""
+    """The trigger's job reference (the service's ``JobRef`` as a dict) for a simulator job."""
     if service == "dataproc":
         return {"job_id": job_id, "region": REGION}
     if service in ("dataflow", "vertex_ai"):

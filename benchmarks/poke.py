@@ -17,6 +17,7 @@ from common import cpu_seconds, write_json
 from plan import REGION, job_ref
 
 from airflow_jobstatus.hooks.base import make_hook
+from airflow_jobstatus.services import get_service
 
 WARM_UP = 5
 
@@ -34,8 +35,8 @@ def measure(call: Callable[[], Any], count: int) -> dict[str, float]:
 def get_status(service: str) -> Callable[[], Any]:
     """One sync status read through a hook built once and reused."""
     hook = make_hook(service)
-    ref = job_ref(service, f"poke-{service}")
-    return lambda: hook.get_status(**ref)
+    ref = get_service(service).ref(job_ref(service, f"poke-{service}"))
+    return lambda: hook.get_status(ref)
 
 
 def sensor_poke() -> Callable[[], Any]:

@@ -36,7 +36,7 @@ OURS_VERSIONS = (
     "google-cloud-dataflow-client",
     "grpcio",
     "protobuf",
-    "httpx",
+    "aiohttp",
 )
 ANCHOR_VERSIONS = (
     "apache-airflow",
@@ -53,7 +53,7 @@ ANCHOR_REQUIREMENTS = (
     "huaweicloudsdkcdm>=3.1.219",
     "huaweicloudsdkdli>=3.1.219",
     "grpcio>=1.85",
-    "httpx>=0.28",
+    "aiohttp>=3.10",
 )
 
 
