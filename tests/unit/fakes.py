@@ -45,11 +45,7 @@ def status(
     return JobStatus(service, job_id, state, native or state.value, **kw)
 
 
-def transient(message: str = "503 Service Unavailable", **kw: Any) -> TransientServiceError:
-    return TransientServiceError(message, service=kw.pop("service", "dataproc"), **kw)
-
-
-#: One instance of each error kind, by the name the tests use.
+#: A fresh error of each kind, by the name the tests use.
 ERRORS: dict[str, Callable[[], ServiceError]] = {
     "transient": lambda: TransientServiceError("503 Service Unavailable", service="dataproc", code=503),
     "bad_response": lambda: BadResponseError("unparseable job status", service="dataproc"),

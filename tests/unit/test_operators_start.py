@@ -290,6 +290,33 @@ def test_on_kill_while_waiting_cancels_the_started_job_exactly_once(which, injec
     assert len(hook.names("cancel")) == 1
 
 
+def test_on_kill_after_a_failed_start_cancels_nothing(inject):
+    op = dli()
+    hook = FakeDliHook(service="dli")
+    inject(op, hook)
+
+    def refused(*args, **kwargs):
+        raise AuthenticationError("401", service="dli")
+
+    hook.submit_sql = refused
+    with pytest.raises(AuthenticationError):
+        op.execute({"ti": FakeTI()})
+    op.on_kill()
+    assert hook.names("cancel") == []
+
+
+def test_on_kill_of_a_resumed_operator_leaves_the_job_to_the_triggerer(inject):
+    """After deferral the worker did not start the job in this process: the trigger's on_kill cancels it."""
+    resumed = dli(deferrable=True)
+    hook = FakeDliHook(service="dli")
+    inject(resumed, hook)
+    final = DLI_OK[-1]
+    event = {"status": "success", "job_status": final.to_dict(), "message": final.summary()}
+    resumed.execute_complete({"ti": FakeTI()}, event=event, job_ref=DLI_REF.to_dict())
+    resumed.on_kill()
+    assert hook.calls == []
+
+
 def test_on_kill_retries_a_transient_cancel_error(inject, sleeps):
     op = dli()
     hook = FakeDliHook(JobState.RUNNING, service="dli", cancels=[ERRORS["transient"](), None])

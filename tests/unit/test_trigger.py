@@ -15,8 +15,10 @@ from airflow_jobstatus.exceptions import (
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.services import SERVICES, get_service
 from airflow_jobstatus.states import JobState, JobStatus
+from airflow_jobstatus.triggers import job_status as trigger_module
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
-from tests.unit.fakes import ERRORS, SENSOR_ARGS, FakeHook, first_event, make_sensor, status
+from airflow_jobstatus.waiting import JobWatch
+from tests.unit.fakes import ERRORS, SENSOR_ARGS, FakeClock, FakeHook, first_event, make_sensor, status
 
 EVENT_KEYS = {"status", "job_status", "message", "last_sub_jobs", "progress_history"}
 ERROR_KEYS = {"status", "error", "message", "last_sub_jobs", "progress_history"}
@@ -116,13 +118,9 @@ def test_budget_spent_gives_an_error_event_with_the_last_error(trigger_hook, sle
 
 
 def test_budget_spent_after_a_streak(trigger_hook, sleeps, monkeypatch):
-    """The streak is measured on the watch's clock: move it one budget forward per call."""
-    import airflow_jobstatus.triggers.job_status as module
-    from tests.unit.fakes import FakeClock
-
+    """The streak is measured on the watch's clock: the trigger's watch gets a fake one, 4 s per call."""
     clock = FakeClock()
-    real_watch = module.JobWatch
-    monkeypatch.setattr(module, "JobWatch", lambda *a, **kw: real_watch(*a, clock=clock, **kw))
+    monkeypatch.setattr(trigger_module, "JobWatch", lambda *a, **kw: JobWatch(*a, clock=clock, **kw))
     errors = [TransientServiceError(f"503 #{i}", service="dataproc") for i in range(10)]
     hook = trigger_hook(FakeHook(*errors, on_call=lambda name, ref: clock.advance(4)))
     payload = first_event(trigger(error_budget=10))
