@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, SimulatorCore
-from airflow_jobstatus.simulator.core import GOOGLE_STATES, validate_timeline
+from airflow_jobstatus.simulator.timeline import validate_timeline
+from airflow_jobstatus.simulator.vocabulary import GOOGLE_STATES
 
 THREE_PHASES = [
     {"state": "PENDING", "duration": 1},
