@@ -555,7 +555,7 @@ def test_control_api(sim: Simulator) -> None:
     assert httpx.get(base + "/stats").json()["total_calls"] == 0
 
 
-def test_garbage_and_unsupported_requests(sim: Simulator) -> None:
+def test_garbage_and_unsupported_requests(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     """aiohttp's parser answers a malformed request 400 and closes; the simulator keeps serving."""
     malformed = [
         b"\x00\xffnot http at all\r\n\r\n",
@@ -568,6 +568,10 @@ def test_garbage_and_unsupported_requests(sim: Simulator) -> None:
     for request in malformed:
         answer = raw(sim, request)
         assert answer.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 ")), (request[:40], answer[:80])
+    # Logged as one warning line each, without a traceback (aiohttp logs non-HTTP bytes at debug level).
+    parser_logs = [r for r in caplog.records if "Error handling request" in r.getMessage()]
+    assert len(parser_logs) == len(malformed) - 1
+    assert {(r.levelname, r.exc_info) for r in parser_logs} == {("WARNING", None)}
     # A chunked body is read (the old server refused it with 411), then refused as not JSON.
     chunked = b"5\r\nhello\r\n0\r\n\r\n"
     head = b"POST /_sim/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"

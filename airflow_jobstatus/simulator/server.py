@@ -303,7 +303,8 @@ def _check_free(front: str, host: str, port: int, option: str) -> None:
     if not port:
         return
     try:
-        with socket.create_server((host, port)):
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
