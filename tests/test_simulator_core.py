@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
 import pytest
 
+import airflow_jobstatus.simulator as simulator_package
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, SimulatorCore
-from airflow_jobstatus.simulator.core import GOOGLE_STATES, validate_timeline
+from airflow_jobstatus.simulator.faults import FAULT_KINDS
+from airflow_jobstatus.simulator.timeline import validate_timeline
+from airflow_jobstatus.simulator.vocabulary import GOOGLE_STATES
 
 THREE_PHASES = [
     {"state": "PENDING", "duration": 1},
@@ -214,3 +218,61 @@ def test_default_scenarios_file_loads_and_stays_short(core: SimulatorCore) -> No
     for key in ("cdm", "dli"):
         assert sum(p.get("duration", 0) for p in core.default_timeline(key)) <= 8
     assert validate_timeline("dli", core.default_timeline("dli"))
+
+
+def test_fault_kinds_protocols_and_seconds(core: SimulatorCore) -> None:
+    assert {"empty_body", "http_409", "grpc_aborted", "grpc_undecodable"} <= set(FAULT_KINDS)
+    core.inject_fault("empty_body")
+    core.inject_fault("http_409")
+    core.inject_fault("grpc_aborted")
+    core.inject_fault("grpc_undecodable")
+    core.inject_fault("http_429", seconds=2.5)
+    core.inject_fault("http_429")
+    taken = [core.take_fault("dli", "j", "grpc") for _ in range(3)]
+    assert [f.kind if f else None for f in taken] == ["grpc_aborted", "grpc_undecodable", None]
+    taken = [core.take_fault("dli", "j", "http") for _ in range(5)]
+    assert [f.kind if f else None for f in taken] == ["empty_body", "http_409", "http_429", "http_429", None]
+    assert taken[1] is not None and taken[1].http_status == 409
+    assert taken[2] is not None and (taken[2].seconds, taken[2].retry_after) == (2.5, "3")
+    assert taken[3] is not None and taken[3].retry_after is None
+    with pytest.raises(ValueError, match="seconds applies only to latency and http_429"):
+        core.inject_fault("http_503", seconds=2)
+    with pytest.raises(ValueError, match="seconds >= 0"):
+        core.inject_fault("http_429", seconds=-1)
+    with pytest.raises(ValueError, match="Unknown service"):
+        core.inject_fault("empty_body", service="s3")
+
+
+def test_spark_states_keep_their_spelling_and_end_case_insensitively(core: SimulatorCore) -> None:
+    core.set_default_timeline(
+        "dli", [{"state": "Running", "duration": 60}, {"state": "Success"}], job_type="spark"
+    )
+    running = core.create_job("dli", job_type="spark")
+    assert running.state_at() == "Running" and not running.is_terminal()
+    done = core.add_job("dli", "b", [{"state": "Success"}], job_type="spark")
+    assert done.state_at() == "Success" and done.is_terminal()
+    core.cancel_job("dli", "b", job_type="spark")
+    assert done.actions == [] and done.state_at() == "Success"
+    sql = core.add_job("dli", "q", [{"state": "success"}])  # not a SQL state: a SQL job keeps running
+    assert not sql.is_terminal()
+
+
+def test_the_simulator_imports_nothing_from_the_package_outside_itself() -> None:
+    """An independent witness: no hooks, services or states (no native → normalized mapping)."""
+    package = Path(simulator_package.__file__).parent
+    outside = []
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                # level 1 (``from . import x``) stays inside the package; level 2 would leave it
+                names = [node.module or ""] if node.level == 0 else ["airflow_jobstatus"] * (node.level > 1)
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("airflow_jobstatus") and not name.startswith(
+                    "airflow_jobstatus.simulator"
+                ):
+                    outside.append(f"{path.name}: {name}")
+    assert outside == []

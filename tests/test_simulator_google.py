@@ -134,6 +134,8 @@ def test_dataproc_submit_follows_default_timeline(sim: Simulator, dataproc) -> N
         ("grpc_deadline_exceeded", gexc.DeadlineExceeded),
         ("drop_connection", gexc.ServiceUnavailable),
         ("malformed_body", gexc.InternalServerError),
+        ("grpc_aborted", gexc.Aborted),
+        ("grpc_undecodable", gexc.InternalServerError),
     ],
 )
 def test_faults_surface_as_the_real_exception_classes(sim: Simulator, dataproc, kind: str, error) -> None:
@@ -150,8 +152,24 @@ def test_faults_surface_as_the_real_exception_classes(sim: Simulator, dataproc, 
 def test_http_faults_do_not_apply_to_grpc(sim: Simulator, dataproc) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
     sim.inject_fault("http_503", count=1)
+    sim.inject_fault("empty_body", count=1)
+    sim.inject_fault("http_409", count=1)
     dataproc.get_job(project_id=P, region=R, job_id="job-1", **NO_RETRY)
-    assert sim.core.pending_faults()[0]["kind"] == "http_503"
+    assert [f["kind"] for f in sim.core.pending_faults()] == ["http_503", "empty_body", "http_409"]
+
+
+def test_undecodable_and_aborted_answers(sim: Simulator, dataflow) -> None:
+    """What the GAPIC client sees: a deserialization failure (INTERNAL), and ABORTED with its message."""
+    sim.add_job("dataflow", "df-u", [{"state": "JOB_STATE_RUNNING"}])
+    sim.inject_fault("grpc_undecodable", service="dataflow", job_id="df-u")
+    with pytest.raises(gexc.InternalServerError, match="deserializ"):
+        _df_get(dataflow, "df-u")
+    sim.inject_fault("grpc_aborted", service="dataflow")
+    with pytest.raises(gexc.Aborted, match="retry the request") as info:
+        _df_get(dataflow, "df-u")
+    assert info.value.grpc_status_code == grpc.StatusCode.ABORTED
+    assert _df_get(dataflow, "df-u").current_state.name == "JOB_STATE_RUNNING"
+    assert sim.calls("dataflow", "df-u") == 3
 
 
 def test_latency_fault_delays_and_can_hit_the_client_deadline(sim: Simulator, dataproc) -> None:

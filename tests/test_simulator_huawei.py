@@ -40,7 +40,7 @@ from huaweicloudsdkdli.v1 import (
 )
 
 from airflow_jobstatus.simulator import Simulator
-from airflow_jobstatus.simulator.huawei import CDM_COUNTERS
+from airflow_jobstatus.simulator.vocabulary import CDM_COUNTERS
 
 CLUSTER = "sim-cluster"
 COUNTERS = {key: 10 + i for i, key in enumerate(CDM_COUNTERS)}
@@ -113,12 +113,16 @@ def cdm_status(client: Any, job: str, cluster: str = CLUSTER) -> Any:
     return client.show_job_status(ShowJobStatusRequest(cluster_id=cluster, job_name=job))
 
 
-def raw(sim: Simulator, data: bytes) -> bytes:
-    """Send raw bytes on a fresh socket, half-close it, and return everything that came back."""
+def raw(sim: Simulator, data: bytes, half_close: bool = False) -> bytes:
+    """Send raw bytes on a fresh socket and return everything that came back until the server closed.
+
+    ``half_close`` shuts our sending side first: aiohttp then closes the connection unanswered.
+    """
     parts = urlsplit(sim.http_url)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
@@ -300,7 +304,8 @@ def test_dli_spark_state_and_cancel(sim: Simulator) -> None:
     assert client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="batch-1")).state == "dead"
 
 
-def test_dli_unknown_job_and_wrong_type_are_404(sim: Simulator) -> None:
+def test_dli_unknown_job_and_wrong_type_are_400_dli_0002(sim: Simulator) -> None:
+    """Real DLI answers an unknown job id with 400 DLI.0002, not 404 (CDM keeps its 404)."""
     sim.add_job("dli", "batch-2", [{"state": "running"}], job_type="spark")
     client = dli_client(sim)
     calls = [
@@ -308,11 +313,13 @@ def test_dli_unknown_job_and_wrong_type_are_404(sim: Simulator) -> None:
         lambda: client.show_sql_job_status(ShowSqlJobStatusRequest(job_id="batch-2")),
         lambda: client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="missing")),
         lambda: client.cancel_sql_job(CancelSqlJobRequest(job_id="missing")),
+        lambda: client.cancel_spark_job(CancelSparkJobRequest(batch_id="missing")),
     ]
     for call in calls:
         with pytest.raises(ClientRequestException) as info:
             call()
-        assert (info.value.status_code, info.value.error_code) == (404, "DLI.0002")
+        assert (info.value.status_code, info.value.error_code) == (400, "DLI.0002")
+        assert "does not exist" in info.value.error_msg
 
 
 # ---- authentication ------------------------------------------------------------------------------
@@ -399,6 +406,82 @@ def test_429_fault(sim: Simulator) -> None:
     sim.inject_fault("http_429", service="dli")
     answer = httpx.get(sim.http_url + path, headers=signed(sim, "GET", path))
     assert answer.status_code == 429 and answer.json()["error_code"] == "APIGW.0308"
+    assert "Retry-After" not in answer.headers  # only when seconds is given
+
+
+def test_429_fault_with_retry_after(sim: Simulator) -> None:
+    """``seconds`` becomes Retry-After (whole seconds, rounded up); the gateway's body is unchanged."""
+    sim.add_job("cdm", "job-a", [{"state": "RUNNING"}])
+    path = f"/v1.1/{sim.core.project_id}/clusters/{CLUSTER}/cdm/job/job-a/status"
+    sim.inject_fault("http_429", service="cdm", seconds=2)
+    sim.inject_fault("http_429", service="cdm", seconds=0.5)
+    for expected in ("2", "1"):
+        answer = httpx.get(sim.http_url + path, headers=signed(sim, "GET", path))
+        assert (answer.status_code, answer.headers["Retry-After"]) == (429, expected)
+        assert answer.json()["error_code"] == "APIGW.0308" and "throttling" in answer.json()["error_msg"]
+    control = {"kind": "http_429", "service": "cdm", "seconds": 3}
+    assert httpx.post(sim.http_url + "/_sim/faults", json=control).status_code == 201
+    assert httpx.get(sim.http_url + path, headers=signed(sim, "GET", path)).headers["Retry-After"] == "3"
+    assert httpx.get(sim.http_url + path, headers=signed(sim, "GET", path)).status_code == 200
+
+
+def test_409_fault_is_the_services_try_again_conflict(sim: Simulator) -> None:
+    sim.add_job("cdm", "job-a", [{"state": "RUNNING"}])
+    sim.add_job("dli", "j", [{"state": "RUNNING"}])
+    sim.inject_fault("http_409", service="cdm")
+    sim.inject_fault("http_409", service="dli")
+    with pytest.raises(ClientRequestException) as cdm_err:
+        cdm_status(cdm_client(sim), "job-a")
+    with pytest.raises(ClientRequestException) as dli_err:
+        dli_client(sim).show_sql_job_progress(ShowSqlJobProgressRequest(job_id="j"))
+    assert (cdm_err.value.status_code, cdm_err.value.error_code) == (409, "409")  # CDM's body: not parsed
+    assert json.loads(cdm_err.value.error_msg)["errCode"] == "Cdm.0000"
+    assert (dli_err.value.status_code, dli_err.value.error_code) == (409, "DLI.0999")
+    assert "Try again" in dli_err.value.error_msg
+    assert cdm_status(cdm_client(sim), "job-a").submissions[0].status == "RUNNING"
+
+
+def test_empty_body_fault(sim: Simulator) -> None:
+    """A 200 with no body: the SDK does not raise, it returns an empty model (callers must check)."""
+    sim.add_job("cdm", "job-a", [{"state": "RUNNING"}])
+    sim.add_job("dli", "j", [{"state": "RUNNING"}])
+    sim.inject_fault("empty_body", service="cdm")
+    sim.inject_fault("empty_body", service="dli")
+    cdm = cdm_status(cdm_client(sim), "job-a")
+    assert (cdm.status_code, cdm.raw_content, cdm.submissions) == (200, b"", None)
+    dli = dli_client(sim).show_sql_job_progress(ShowSqlJobProgressRequest(job_id="j"))
+    assert (dli.status_code, dli.raw_content, dli.status, dli.job_id) == (200, b"", None, None)
+    path = f"/v1/{sim.core.project_id}/jobs/j/progress"
+    sim.inject_fault("empty_body", service="dli", job_id="j")
+    answer = httpx.get(sim.http_url + path, headers=signed(sim, "GET", path))
+    assert (answer.status_code, answer.content, answer.headers["Content-Length"]) == (200, b"", "0")
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert sim.calls("dli", "j") == 2  # each still counts as a call
+
+
+def test_empty_body_on_submit_still_creates_the_job(sim: Simulator) -> None:
+    """The operation happens, only its answer is lost (what a retried submit must cope with)."""
+    sim.inject_fault("empty_body", service="dli")
+    response = dli_client(sim).create_sql_job(
+        CreateSqlJobRequest(body=CreateSqlJobRequestBody(sql="SELECT 1"))
+    )
+    assert response.job_id is None
+    assert sim.core.stats()["jobs"]["dli"] == 1
+
+
+def test_spark_states_are_served_as_spelled(sim: Simulator) -> None:
+    """DLI's documentation shows capitalized Spark states ("Success"): served as given, and final."""
+    sim.add_job(
+        "dli", "batch-c", [{"state": "Running", "duration": 60}, {"state": "Success"}], job_type="spark"
+    )
+    sim.add_job("dli", "batch-d", [{"state": "Success"}], job_type="spark")
+    client = dli_client(sim)
+    assert client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="batch-c")).state == "Running"
+    assert client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="batch-d")).state == "Success"
+    assert client.cancel_spark_job(CancelSparkJobRequest(batch_id="batch-d")).msg == "deleted"
+    assert client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="batch-d")).state == "Success"
+    client.cancel_spark_job(CancelSparkJobRequest(batch_id="batch-c"))
+    assert client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id="batch-c")).state == "dead"
 
 
 def test_fault_only_hits_its_job(sim: Simulator) -> None:
@@ -472,26 +555,46 @@ def test_control_api(sim: Simulator) -> None:
     assert httpx.get(base + "/stats").json()["total_calls"] == 0
 
 
-def test_garbage_and_unsupported_requests(sim: Simulator) -> None:
-    assert raw(sim, b"\x00\xffnot http at all\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-    assert raw(sim, b"GET /_sim/health HTTP/9.9\r\n\r\n").startswith(b"HTTP/1.1 505 ")
-    assert raw(sim, b"GET /_sim/health HTTP/1.1\r\nbad header\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-    assert raw(sim, b"POST /_sim/jobs HTTP/1.1\r\nContent-Length: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-    chunked = b"POST /_sim/jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-    assert raw(sim, chunked).startswith(b"HTTP/1.1 411 ")
-    huge = b"GET /_sim/health HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
-    assert raw(sim, huge).startswith(b"HTTP/1.1 431 ")
-    assert raw(sim, b"GET /_sim/health HTTP/1.1\r\n").startswith(b"HTTP/1.1 400 ")  # half a head, then EOF
-    assert raw(sim, b"") == b""  # connect and close: nothing to answer
-    assert httpx.post(sim.http_url + "/_sim/jobs", content=b"{not json").status_code == 400
-    assert httpx.delete(sim.http_url + "/_sim/health").status_code == 405
+def test_garbage_and_unsupported_requests(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp's parser answers a malformed request 400 and closes; the simulator keeps serving."""
+    malformed = [
+        b"\x00\xffnot http at all\r\n\r\n",
+        b"GET /_sim/health HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GET /_sim/health HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n",
+        b"POST /_sim/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n",
+        b"GET /_sim/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /_sim/health HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    ]
+    for request in malformed:
+        answer = raw(sim, request)
+        assert answer.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 ")), (request[:40], answer[:80])
+    # Logged as one warning line each, without a traceback (aiohttp logs non-HTTP bytes at debug level).
+    parser_logs = [r for r in caplog.records if "Error handling request" in r.getMessage()]
+    assert len(parser_logs) == len(malformed) - 1
+    assert {(r.levelname, r.exc_info) for r in parser_logs} == {("WARNING", None)}
+    # A chunked body is read (the old server refused it with 411), then refused as not JSON.
+    chunked = b"5\r\nhello\r\n0\r\n\r\n"
+    head = b"POST /_sim/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = raw(sim, head + chunked)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"request body is not valid JSON" in answer
+    assert raw(sim, b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n", half_close=True) == b""  # half a head
+    assert raw(sim, b"", half_close=True) == b""  # connect and close: nothing to answer
+    assert httpx.post(sim.http_url + "/_sim/jobs", content=b"{not json").json()["error_code"] == "SIM.400"
+    not_allowed = httpx.delete(sim.http_url + "/_sim/health")
+    assert not_allowed.status_code == 405 and "GET" in not_allowed.headers["Allow"]
+    assert not_allowed.json()["error_code"] == "SIM.405"
+    assert httpx.get(sim.http_url + "/_sim/nope").json() == {
+        "error_code": "SIM.404",
+        "error_msg": "no route for /_sim/nope",
+    }
     assert httpx.get(sim.http_url + "/_sim/health").status_code == 200  # still serving
 
 
 def test_keep_alive_and_pipelining(sim: Simulator) -> None:
     request = b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n\r\n"
-    answer = raw(sim, request * 3 + b"GET /_sim/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+    answer = raw(sim, request * 3 + b"GET /_sim/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.count(b"HTTP/1.1 200 OK") == 4 and answer.rstrip().endswith(b'{"status": "ok"}')
+    assert answer.count(b"X-Request-Id: ") == 4
     with httpx.Client(base_url=sim.http_url) as client:
         for _ in range(20):
             assert client.get("/_sim/health").status_code == 200

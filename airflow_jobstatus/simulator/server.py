@@ -1,21 +1,35 @@
-"""The in-process simulator: one asyncio loop in a daemon thread serving gRPC (Google) and HTTP (Huawei)."""
+"""The in-process simulator: one asyncio loop in a daemon thread serving gRPC (Google) and HTTP (Huawei).
+
+Ports: 0 (the default) picks a free one; a given port that is taken raises SimulatorPortInUse from
+``start()``. ``airflow-jobstatus simulate`` uses DEFAULT_GRPC_PORT and DEFAULT_HTTP_PORT, so exported
+connections stay valid across restarts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_jobstatus.simulator.core import DEFAULT_GOOGLE_REGION, Fault, SimJob, SimulatorCore, Timeline
+from airflow_jobstatus.simulator.core import Fault, SimJob, SimulatorCore
+from airflow_jobstatus.simulator.vocabulary import DEFAULT_GOOGLE_REGION, Timeline
+
+if TYPE_CHECKING:
+    from airflow_jobstatus.simulator.http import HttpFront
 
 log = logging.getLogger(__name__)
 
+#: Fixed ports for a long-running simulator (the CLI's ``simulate``); tests use 0 (a free port).
+DEFAULT_GRPC_PORT = 50061
+DEFAULT_HTTP_PORT = 8961
 DEFAULT_HUAWEI_REGION = "cn-north-4"
 #: The demo's job set and default timelines (``Simulator(scenarios=DEFAULT_SCENARIOS)``).
 DEFAULT_SCENARIOS = Path(__file__).parent / "scenarios" / "default.json"
@@ -23,8 +37,19 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
+class SimulatorPortInUse(RuntimeError):
+    """A port given to Simulator(...) is taken by another process (or another simulator)."""
+
+    def __init__(self, front: str, host: str, port: int, option: str):
+        self.front, self.host, self.port = front, host, port
+        super().__init__(
+            f"The simulator's {front} port {port} on {host} is already in use. Stop whatever listens "
+            f"there, or pick another port ({option}=<port>, or 0 for any free port)."
+        )
+
+
 class Simulator:
-    """Fake Dataproc/Dataflow/Vertex AI (plaintext gRPC) and CDM/DLI (signed REST) on free local ports.
+    """Fake Dataproc/Dataflow/Vertex AI (plaintext gRPC) and CDM/DLI (signed REST) on local ports.
 
     Use as a context manager, or ``start()``/``stop()``. Job, fault and call helpers delegate to
     ``self.core`` (a SimulatorCore), which tests may also use directly.
@@ -42,6 +67,9 @@ class Simulator:
         region: str = DEFAULT_GOOGLE_REGION,
         huawei_region: str = DEFAULT_HUAWEI_REGION,
     ):
+        for name, port in (("grpc_port", grpc_port), ("http_port", http_port)):
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be an integer from 0 (any free port) to 65535, got {port!r}.")
         self.core = SimulatorCore(ak, sk, project_id, region=region)
         self.host = host
         self.region = region
@@ -51,7 +79,7 @@ class Simulator:
         self._http_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._servers: list[Any] = []
+        self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._error: BaseException | None = None
         if scenarios is not None:
             self.core.load_scenarios(scenarios)
@@ -63,7 +91,10 @@ class Simulator:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> Simulator:
-        """Start the servers in a background thread; returns once they accept connections."""
+        """Start the servers in a background thread; returns once they accept connections.
+
+        SimulatorPortInUse when a given port is taken; RuntimeError for any other failure.
+        """
         if self.running:
             return self
         ready = threading.Event()
@@ -77,6 +108,8 @@ class Simulator:
         if self._error is not None:
             self._thread.join(STOP_TIMEOUT)
             self._thread = None
+            if isinstance(self._error, SimulatorPortInUse):
+                raise self._error
             raise RuntimeError(f"The simulator failed to start: {self._error}") from self._error
         return self
 
@@ -149,26 +182,24 @@ class Simulator:
         from airflow_jobstatus.simulator.google_grpc import start_grpc_server
 
         grpc_port, http_port = self._requested_ports
+        _check_free("gRPC", self.host, grpc_port, "grpc_port")
         grpc_server, self._grpc_port = await start_grpc_server(self.core, self.host, grpc_port)
-        self._servers.append(grpc_server)
+        self._stoppers.append(lambda: grpc_server.stop(grace=None))
+        http_front = _http_front(self.core)
         try:
-            from airflow_jobstatus.simulator.http import start_http_server
-        except ImportError as err:
-            log.warning("The simulator's HTTP front (CDM, DLI) is not available: %s", err)
-            return
-        http_server = await start_http_server(self.core, self.host, http_port)
-        self._servers.append(http_server)
-        self._http_port = int(http_server.sockets[0].getsockname()[1])
+            await http_front.start(self.host, http_port)
+        except OSError as err:
+            if http_port and err.errno == errno.EADDRINUSE:
+                raise SimulatorPortInUse("HTTP", self.host, http_port, "http_port") from err
+            raise
+        self._stoppers.append(http_front.stop)
+        self._http_port = http_front.port
 
     async def _stop_servers(self) -> None:
-        servers, self._servers = self._servers, []
-        for server in servers:
+        stoppers, self._stoppers = self._stoppers, []
+        for stop in stoppers:
             try:
-                if hasattr(server, "wait_for_termination"):  # grpc.aio.Server
-                    await server.stop(grace=None)
-                else:
-                    server.close()
-                    await server.wait_closed()
+                await stop()
             except Exception:
                 log.exception("Error while stopping a simulator server.")
 
@@ -194,14 +225,16 @@ class Simulator:
     def http_url(self) -> str:
         """``http://host:port`` of the REST server (CDM, DLI, and the control API under /_sim/)."""
         if self._http_port is None:
-            raise RuntimeError("The simulator's HTTP front is not running (not started, or not available).")
+            raise RuntimeError("The simulator is not running: call start() first.")
         return f"http://{self.host}:{self._http_port}"
 
     def connections(self) -> dict[str, dict[str, Any]]:
         """Airflow connections (AIRFLOW_CONN_* JSON form) pointing at this simulator."""
-        huawei_extra: dict[str, Any] = {"region": self.huawei_region, "project_id": self.core.project_id}
-        if self._http_port is not None:
-            huawei_extra["endpoint"] = self.http_url
+        huawei_extra = {
+            "region": self.huawei_region,
+            "project_id": self.core.project_id,
+            "endpoint": self.http_url,
+        }
         return {
             "google_cloud_default": {
                 "conn_type": "google_cloud_platform",
@@ -260,3 +293,31 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         return self.core.stats()
+
+
+def _check_free(front: str, host: str, port: int, option: str) -> None:
+    """SimulatorPortInUse when something listens on (host, port); port 0 is always free.
+
+    Checked with a plain socket before gRPC binds, since gRPC's own bind failure is only a log line.
+    """
+    if not port:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise SimulatorPortInUse(front, host, port, option) from err
+        raise
+
+
+def _http_front(core: SimulatorCore) -> HttpFront:
+    """CDM and DLI (signed) and the /_sim/ control API, as one aiohttp application."""
+    from airflow_jobstatus.simulator.control import PREFIX, ControlApi
+    from airflow_jobstatus.simulator.http import HttpFront, build_app
+    from airflow_jobstatus.simulator.huawei import HuaweiApi
+
+    huawei = HuaweiApi(core, unsigned_prefix=PREFIX)
+    app = build_app([*ControlApi(core).routes(), *huawei.routes()], middlewares=[huawei.middleware])
+    return HttpFront(app)

@@ -1,0 +1,93 @@
+"""Injected faults: the kinds, which protocol each applies to, and the counted rules that match calls."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from airflow_jobstatus.simulator.timeline import is_number
+from airflow_jobstatus.simulator.vocabulary import ids_match
+
+#: Every fault kind and the protocols ("grpc", "http") whose calls it can hit.
+FAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    # HTTP (CDM, DLI): a status with the API gateway's or the service's error body.
+    "http_409": ("http",),
+    "http_429": ("http",),
+    "http_500": ("http",),
+    "http_502": ("http",),
+    "http_503": ("http",),
+    "http_504": ("http",),
+    "empty_body": ("http",),  # 200 with an empty body
+    # gRPC (Dataproc, Dataflow, Vertex AI): a status code, or bytes the client cannot decode.
+    "grpc_unavailable": ("grpc",),
+    "grpc_resource_exhausted": ("grpc",),
+    "grpc_deadline_exceeded": ("grpc",),
+    "grpc_aborted": ("grpc",),
+    "grpc_undecodable": ("grpc",),
+    # Both.
+    "latency": ("grpc", "http"),  # answer normally, ``seconds`` later
+    "drop_connection": ("grpc", "http"),  # HTTP: close the connection unanswered; gRPC: UNAVAILABLE
+    "malformed_body": ("grpc", "http"),  # HTTP: 200 with the answer cut in half; gRPC: undecodable
+}
+FAULT_KINDS = tuple(FAULT_PROTOCOLS)
+PROTOCOLS = ("grpc", "http")
+#: Kinds that use ``seconds``: latency (the delay, default below) and http_429 (its Retry-After).
+TIMED_FAULTS = ("latency", "http_429")
+DEFAULT_LATENCY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault as handed to a server: what to do for this call."""
+
+    kind: str
+    seconds: float | None = None
+    service: str | None = None
+    job_id: str | None = None
+
+    @property
+    def http_status(self) -> int | None:
+        """The HTTP status for an ``http_NNN`` fault, else None."""
+        return int(self.kind[5:]) if self.kind.startswith("http_") else None
+
+    @property
+    def retry_after(self) -> str | None:
+        """The ``Retry-After`` header value for an http_429 given ``seconds`` (whole seconds, rounded up)."""
+        if self.kind != "http_429" or self.seconds is None:
+            return None
+        return str(math.ceil(self.seconds))
+
+
+@dataclass
+class FaultRule:
+    """A fault waiting for its next ``count`` matching calls."""
+
+    kind: str
+    count: int
+    service: str | None
+    job_id: str | None
+    seconds: float | None
+
+    def applies(self, service: str, job_id: str | None, protocol: str) -> bool:
+        if protocol not in FAULT_PROTOCOLS[self.kind]:
+            return False
+        if self.service is not None and self.service != service:
+            return False
+        return self.job_id is None or (job_id is not None and ids_match(service, self.job_id, job_id))
+
+
+def fault_rule(
+    kind: str, count: int, service: str | None, job_id: str | None, seconds: float | None
+) -> FaultRule:
+    """A checked rule; ValueError naming what is wrong (``service`` is checked by the caller)."""
+    if kind not in FAULT_PROTOCOLS:
+        raise ValueError(f"Unknown fault kind {kind!r}. Valid: {', '.join(FAULT_KINDS)}.")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}.")
+    if seconds is not None and kind not in TIMED_FAULTS:
+        raise ValueError(f"seconds applies only to {' and '.join(TIMED_FAULTS)}, not {kind}.")
+    if kind == "latency" and seconds is None:
+        seconds = DEFAULT_LATENCY_SECONDS
+    if seconds is not None and (not is_number(seconds) or seconds < 0):
+        raise ValueError(f"{kind} needs seconds >= 0, got {seconds!r}.")
+    return FaultRule(kind, count, service, job_id, None if seconds is None else float(seconds))

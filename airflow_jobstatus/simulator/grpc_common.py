@@ -1,0 +1,106 @@
+"""What the gRPC services share: recording a call, applying a fault, ending a call with a status.
+
+Handlers take and return raw bytes (requests are decoded inside the handler), so the
+``grpc_undecodable`` and ``malformed_body`` faults can answer with bytes the client cannot decode.
+Status faults: ``grpc_unavailable``, ``grpc_resource_exhausted``, ``grpc_deadline_exceeded``,
+``grpc_aborted``, and ``drop_connection`` (UNAVAILABLE, as a reset stream surfaces); ``latency``
+delays the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import grpc
+
+from airflow_jobstatus.simulator.core import Fault, SimulatorCore
+
+#: An unterminated varint tag: no protobuf message decodes from it.
+UNDECODABLE_BODY = b"\xff\xff\xff"
+
+FAULT_STATUS = {
+    "grpc_unavailable": (grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable."),
+    "grpc_resource_exhausted": (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute'.",
+    ),
+    "grpc_deadline_exceeded": (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+    "grpc_aborted": (
+        grpc.StatusCode.ABORTED,
+        "The operation was aborted because of a concurrent change to the job; retry the request.",
+    ),
+    "drop_connection": (grpc.StatusCode.UNAVAILABLE, "Connection reset by peer"),
+}
+
+
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+class RpcError(Exception):
+    """Ends the current call with a gRPC status (NOT_FOUND, FAILED_PRECONDITION, …)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def ts(wall: float) -> datetime:
+    return datetime.fromtimestamp(wall, tz=timezone.utc)
+
+
+def metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        out[key] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return out
+
+
+def to_dict(message: Any) -> dict[str, Any]:
+    out: dict[str, Any] = type(message).to_dict(message, use_integers_for_enums=False)
+    return out
+
+
+class GrpcCalls:
+    """Serves calls over one core: ``serve`` records, applies a fault, then answers."""
+
+    def __init__(self, core: SimulatorCore):
+        self.core = core
+
+    async def serve(
+        self,
+        context: grpc.aio.ServicerContext,
+        service: str,
+        method: str,
+        job_id: str | None,
+        request: Any,
+        respond: Callable[[], bytes],
+    ) -> bytes:
+        """Record the call, apply a pending fault, then answer (or abort with the RpcError raised)."""
+        self.core.record_call(service, job_id, method, detail=to_dict(request), headers=metadata(context))
+        fault = self.core.take_fault(service, job_id, "grpc")
+        if fault is not None:
+            early = await self.apply_fault(fault, context)
+            if early is not None:
+                return early
+        try:
+            return respond()
+        except RpcError as err:
+            await context.abort(err.code, err.message)
+            raise  # not reached: abort raises
+
+    @staticmethod
+    async def apply_fault(fault: Fault, context: grpc.aio.ServicerContext) -> bytes | None:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.seconds or 0.0)
+            return None
+        if fault.kind in ("grpc_undecodable", "malformed_body"):
+            return UNDECODABLE_BODY
+        status = FAULT_STATUS.get(fault.kind)
+        if status is None:  # an HTTP-only fault never reaches here (take_fault filters by protocol)
+            raise RuntimeError(f"fault {fault.kind} does not apply to gRPC")
+        await context.abort(*status)
+        return None

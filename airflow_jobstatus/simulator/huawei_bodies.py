@@ -1,0 +1,197 @@
+"""CDM and DLI answer bodies as the services document them (and the Huawei SDK models parse).
+
+Plain data, no HTTP: ``huawei`` turns an Answer into a response. Error bodies:
+
+- the API gateway's (``error_code``/``error_msg``, parsed by the SDK): 401 ``APIGW.0301``, 403
+  ``APIGW.0302``, 429 ``APIGW.0308`` (throttled), 502 ``APIGW.0202``, 504 ``APIGW.0203``;
+- CDM's (``errCode``/``externalMessage``; the SDK does not parse it and reports the HTTP status);
+- DLI's (``is_success``/``error_code``/``error_msg``); an unknown job id is 400 ``DLI.0002``.
+
+CDM submissions carry both ``last-udpate-user`` (the documented spelling) and ``last-update-user``
+(what the SDK model reads). ``counters`` are served whenever the phase payload has them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_jobstatus.simulator.timeline import SimJob
+from airflow_jobstatus.simulator.vocabulary import CDM_COUNTERS, SQOOP_COUNTERS
+
+CDM_USER = "cdm"
+DLI_OWNER = "sim-user"
+GATEWAY_FAULTS = {
+    429: ("APIGW.0308", "The throttling threshold has been reached: policy user over ratelimit"),
+    502: ("APIGW.0202", "Backend unavailable"),
+    504: ("APIGW.0203", "Backend timeout"),
+}
+SERVICE_FAULT_MESSAGES = {
+    409: "The resource is being changed by another request. Try again later.",
+    500: "Internal server error.",
+    503: "Service temporarily unavailable.",
+}
+
+
+@dataclass
+class Answer:
+    """What to answer: a status and a JSON-able body (and extra headers)."""
+
+    status: int
+    data: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def apigw_error(status: int, code: str, message: str) -> Answer:
+    """The API gateway's error body (the SDK parses error_code/error_msg)."""
+    return Answer(status, {"error_code": code, "error_msg": message, "request_id": uuid.uuid4().hex})
+
+
+def cdm_error(status: int, code: str, message: str) -> Answer:
+    """CDM's error body (not parsed by the SDK: it reports the HTTP status and the raw text)."""
+    return Answer(status, {"errCode": code, "externalMessage": message})
+
+
+def dli_error(status: int, code: str, message: str) -> Answer:
+    """DLI's error body."""
+    return Answer(status, {"is_success": False, "message": message, "error_code": code, "error_msg": message})
+
+
+def cdm_not_found(name: str) -> Answer:
+    return cdm_error(404, "Cdm.0100", f"Job {name} not exist.")
+
+
+def dli_not_found(job_id: str) -> Answer:
+    """What DLI answers for a job id it does not know: 400 DLI.0002, not 404."""
+    return dli_error(400, "DLI.0002", f"The job {job_id} does not exist.")
+
+
+def fault_answer(service: str, status: int, retry_after: str | None = None) -> Answer:
+    """The answer of an ``http_<status>`` fault: the gateway's body, or the service's own."""
+    if status in GATEWAY_FAULTS:
+        answer = apigw_error(status, *GATEWAY_FAULTS[status])
+        if retry_after is not None:
+            answer.headers["Retry-After"] = retry_after
+        return answer
+    message = SERVICE_FAULT_MESSAGES.get(status, "Error.")
+    if service == "cdm":
+        return cdm_error(status, "Cdm.0000", message)
+    return dli_error(status, "DLI.0999", message)
+
+
+def _ms(wall: float) -> int:
+    return int(wall * 1000)
+
+
+def cdm_counters(counters: dict[str, Any]) -> dict[str, Any]:
+    """Timeline counters (snake_case) → ``{"org.apache.sqoop...SqoopCounters": {"ROWS_READ": …}}``."""
+    wire = {key.upper(): int(counters.get(key) or 0) for key in CDM_COUNTERS}
+    wire.update({k.upper(): v for k, v in counters.items() if k not in CDM_COUNTERS})
+    return {SQOOP_COUNTERS: wire}
+
+
+def _cdm_progress(snap: dict[str, Any]) -> float:
+    progress = snap.get("progress")
+    if progress is not None:
+        return round(float(progress), 2)
+    return {"SUCCEEDED": 100.0, "FAILED": -1.0, "FAILURE_ON_SUBMIT": -1.0}.get(str(snap["state"]), 0.0)
+
+
+def cdm_submission(job: SimJob, start: bool = False) -> dict[str, Any]:
+    """One submission in the documented dashed-key form (``start``: the start call's shorter form)."""
+    snap = job.snapshot()
+    created = _ms(job.created_wall)
+    counters = snap.get("counters") if isinstance(snap.get("counters"), dict) else None
+    sub: dict[str, Any] = {
+        "isIncrementing": False,
+        "delete_rows": 0,
+        "update_rows": 0,
+        "write_rows": int((counters or {}).get("rows_written") or 0),
+        "submission-id": job.submission_id,
+        "job-name": job.job_id,
+        "creation-user": CDM_USER,
+        "creation-date": created,
+        "execute-date": created,
+        "progress": _cdm_progress(snap),
+        "status": snap["state"],
+        "isStopingIncrement": "",
+        "is-execute-auto": False,
+        "last-update-date": _ms(snap["state_start_wall"]),
+        "last-udpate-user": CDM_USER,
+        "last-update-user": CDM_USER,
+        "isDeleteJob": False,
+    }
+    if start:
+        return sub
+    sub["external-id"] = f"job_local{job.submission_id}_0001"
+    if counters is not None:
+        sub["counters"] = cdm_counters(counters)
+    for key in ("error_summary", "error_details"):
+        if snap.get(key) is not None:
+            sub[key.replace("_", "-")] = str(snap[key])
+    return sub
+
+
+def cdm_never_executed(name: str) -> dict[str, Any]:
+    """What the status call shows for a job that exists but was never started."""
+    return {
+        "job-name": name,
+        "creation-user": CDM_USER,
+        "creation-date": _ms(time.time()),
+        "progress": 0.0,
+        "status": "NEVER_EXECUTED",
+    }
+
+
+def dli_progress(job: SimJob) -> dict[str, Any]:
+    """The ``/v1/{project_id}/jobs/{job_id}/progress`` body."""
+    snap = job.snapshot()
+    state = str(snap["state"])
+    progress = snap.get("progress")
+    if progress is None:
+        progress = 1.0 if state == "FINISHED" else 0.0
+    sub_jobs = [dict(s) for s in snap.get("sub_jobs") or [] if isinstance(s, dict)]
+    body: dict[str, Any] = {
+        "is_success": True,
+        "message": str(snap.get("message") or ""),
+        "job_id": job.job_id,
+        "status": state,
+        "progress": float(progress),
+        "sub_jobs": sub_jobs,
+    }
+    running = next((s for s in sub_jobs if str(s.get("status", "")).upper() == "RUNNING"), None)
+    if running is not None and "id" in running:
+        body["sub_job_id"] = running["id"]
+    return body
+
+
+def dli_status(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``/v1.0/{project_id}/jobs/{job_id}/status`` body (ShowSqlJobStatusResponse)."""
+    snap = job.snapshot()
+    end = snap["state_start_wall"] if job.is_terminal() else time.time()
+    return {
+        "is_success": True,
+        "message": str(snap.get("message") or ""),
+        "job_id": job.job_id,
+        "job_type": meta.get("job_type", "QUERY"),
+        "job_mode": "async",
+        "queue_name": meta.get("queue_name", "default"),
+        "owner": DLI_OWNER,
+        "start_time": _ms(job.created_wall),
+        "duration": max(0, _ms(end) - _ms(job.created_wall)),
+        "status": snap["state"],
+        "input_row_count": 0,
+        "bad_row_count": 0,
+        "input_size": 0,
+        "result_count": 0,
+        "database_name": meta.get("database_name", ""),
+        "table_name": "",
+        "detail": "",
+        "user_conf": json.dumps(meta.get("user_conf", [])),
+        "result_format": "CSV",
+        "statement": meta.get("statement", ""),
+        "tags": [],
+    }

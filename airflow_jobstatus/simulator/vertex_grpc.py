@@ -1,0 +1,128 @@
+"""Vertex AI's JobService over gRPC: custom, batch prediction and hyperparameter tuning jobs.
+
+Served only when google-cloud-aiplatform is installed; its heavy types are imported off the event
+loop on the first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import re
+from types import ModuleType
+from typing import Any
+
+import grpc
+
+from airflow_jobstatus.simulator.core import SimJob
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, ts
+
+VERTEX_SERVICE = "google.cloud.aiplatform.v1.JobService"
+#: Vertex AI collections: resource-name segment → (job_type, message module, message class).
+VERTEX_COLLECTIONS = {
+    "customJobs": ("custom_job", "custom_job", "CustomJob"),
+    "batchPredictionJobs": ("batch_prediction_job", "batch_prediction_job", "BatchPredictionJob"),
+    "hyperparameterTuningJobs": (
+        "hyperparameter_tuning_job",
+        "hyperparameter_tuning_job",
+        "HyperparameterTuningJob",
+    ),
+}
+_VERTEX_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/([A-Za-z]+)/([^/]+)$")
+
+
+def vertex_available() -> bool:
+    """True when google-cloud-aiplatform is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("google.cloud.aiplatform_v1") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class VertexJobs:
+    """Get and Cancel for the three job kinds, served through ``calls``."""
+
+    def __init__(self, calls: GrpcCalls):
+        self.calls = calls
+        self.core = calls.core
+        self._vertex: dict[str, ModuleType] | None = None
+
+    def handlers(self) -> dict[str, Handler]:
+        out: dict[str, Handler] = {}
+        for kind in ("CustomJob", "BatchPredictionJob", "HyperparameterTuningJob"):
+            out[f"Get{kind}"] = self._vertex_handler(kind, cancel=False)
+            out[f"Cancel{kind}"] = self._vertex_handler(kind, cancel=True)
+        return out
+
+    def _vertex_modules(self) -> dict[str, ModuleType]:
+        if self._vertex is None:
+            prefix = "google.cloud.aiplatform_v1.types."
+            names = ("job_service", "custom_job", "batch_prediction_job", "hyperparameter_tuning_job")
+            modules = {n: importlib.import_module(prefix + n) for n in names}
+            modules["status_pb2"] = importlib.import_module("google.rpc.status_pb2")
+            self._vertex = modules
+        return self._vertex
+
+    def _vertex_handler(self, kind: str, cancel: bool) -> Handler:
+        method = f"{'Cancel' if cancel else 'Get'}{kind}"
+
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if self._vertex is None:  # first call: import the heavy types off the event loop
+                await asyncio.to_thread(self._vertex_modules)
+            modules = self._vertex_modules()
+            req = getattr(modules["job_service"], f"{method}Request").deserialize(raw)
+            match = _VERTEX_NAME.match(req.name)
+            job_id = match.group(4) if match else None
+            return await self.calls.serve(
+                context,
+                "vertex_ai",
+                method,
+                job_id,
+                req,
+                lambda: self._vertex_respond(kind, req.name, cancel),
+            )
+
+        return handle
+
+    def _vertex_respond(self, kind: str, name: str, cancel: bool) -> bytes:
+        match = _VERTEX_NAME.match(name)
+        entry = VERTEX_COLLECTIONS.get(match.group(3)) if match else None
+        if match is None or entry is None or entry[2] != kind:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid {kind} resource name: {name!r}.")
+        project_id, location, _, job_id = match.groups()
+        where = {"project_id": project_id, "location": location, "job_type": entry[0]}
+        job = self.core.get_job("vertex_ai", job_id, **where)
+        if job is None:
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"The {kind} does not exist: {name}")
+        if not cancel:
+            return self._vertex_job(job, name, entry)
+        if job.is_terminal():
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{kind} {name} is in state {job.state_at()} and cannot be cancelled.",
+            )
+        self.core.cancel_job("vertex_ai", job_id, "cancel", **where)
+        return b""  # google.protobuf.Empty
+
+    def _vertex_job(self, job: SimJob, name: str, entry: tuple[str, str, str]) -> bytes:
+        modules = self._vertex_modules()
+        cls = getattr(modules[entry[1]], entry[2])
+        snap = job.snapshot()
+        state = snap["state"]
+        fields: dict[str, Any] = {
+            "name": name,
+            "display_name": snap.get("display_name", f"sim-{job.job_id}"),
+            "state": state,
+            "create_time": ts(job.created_wall),
+            "update_time": ts(snap["state_start_wall"]),
+        }
+        if state not in ("JOB_STATE_QUEUED", "JOB_STATE_PENDING"):
+            fields["start_time"] = ts(job.created_wall)
+        if job.is_terminal():
+            fields["end_time"] = ts(snap["state_start_wall"])
+        if snap.get("error"):
+            code = snap.get("error_code", 1 if state == "JOB_STATE_CANCELLED" else 13)
+            fields["error"] = modules["status_pb2"].Status(code=code, message=str(snap["error"]))
+        data: bytes = cls.serialize(cls(**fields))
+        return data
