@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator, SimulatorCore
-from airflow_jobstatus.states import JobState, JobStatus, sub_job_text
+from airflow_jobstatus.states import JobState, JobStatus, sub_job_tasks, sub_job_text
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DEMO_DAG_FILE = "example_cross_cloud.py"
@@ -210,7 +210,7 @@ def print_summary(result: dict[str, Any], out: TextIO, total_seconds: float) -> 
         pct = f"{progress * 100:.0f}%" if isinstance(progress, int | float) else "?"
         out.write(f"DLI progress {pct}; subjobs as last reported while running:\n")
         for sub in dli.get("sub_jobs") or []:
-            out.write(f"  #{sub_job_text(sub)} {sub.get('name')}: {sub.get('status')}\n")
+            out.write(f"  #{sub.get('id')} {sub.get('name')}: {sub.get('status')}, {sub_job_tasks(sub)}\n")
         history = dli.get("progress_history") or []
         if history:
             steps = " → ".join(

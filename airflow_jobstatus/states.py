@@ -196,6 +196,11 @@ class JobStatus:
         return "".join(parts)
 
 
+def sub_job_tasks(sub: Mapping[str, Any]) -> str:
+    """``<done>/<total> tasks`` for one subjob of ``JobStatus.sub_jobs``."""
+    return f"{sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"
+
+
 def sub_job_text(sub: Mapping[str, Any]) -> str:
     """``<id> <done>/<total> tasks`` for one subjob of ``JobStatus.sub_jobs``."""
-    return f"{sub.get('id')} {sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"
+    return f"{sub.get('id')} {sub_job_tasks(sub)}"

@@ -184,7 +184,12 @@ def test_cross_cloud_dag_in_standalone_airflow(airflow: Airflow) -> None:
     state = airflow.wait_for("the DAG run to finish", finished, RUN_TIMEOUT)
     tis = airflow.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
     states = {ti["task_id"]: ti["state"] for ti in tis}
-    assert state == "success", f"{states}\n{log_tail(airflow.log)}"
+    failed_logs = {
+        t: [e.get("event") for e in task_log_events(airflow, run_id, t)][-15:]
+        for t, st in states.items()
+        if st == "failed"
+    }
+    assert state == "success", f"{states}\n{failed_logs}\n{log_tail(airflow.log)}"
     assert set(states.values()) == {"success"}
 
     # The waits really ran in the triggerer: each deferred task's log holds records emitted by

@@ -65,7 +65,11 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
             return started_id
         if self.deferrable:
             self.defer(
-                trigger=self.make_trigger(self.poll_interval, cancel_on_kill=True),
+                # The job was just submitted: its first read comes one interval later (no event can
+                # reach the scheduler before it has seen the task defer).
+                trigger=self.make_trigger(
+                    self.poll_interval, cancel_on_kill=True, initial_delay=self.poll_interval
+                ),
                 method_name="execute_complete",
                 kwargs={"job_ref": ref.to_dict()},
                 timeout=None if self.timeout is None else timedelta(seconds=self.timeout),
