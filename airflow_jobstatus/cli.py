@@ -111,8 +111,10 @@ def build_parser() -> Parser:
         "Ctrl-C or SIGTERM, and print the AIRFLOW_CONN_* lines pointing at it.",
     )
     sim.add_argument("--scenarios", help="scenario JSON file (default: the bundled default.json)")
-    sim.add_argument("--grpc-port", type=int, default=50061, help="gRPC port (default 50061; 0: a free one)")
-    sim.add_argument("--http-port", type=int, default=8961, help="HTTP port (default 8961; 0: a free one)")
+    sim.add_argument(
+        "--grpc-port", type=int, default=50061, help="gRPC port (default 50061; 0: any free one)"
+    )
+    sim.add_argument("--http-port", type=int, default=8961, help="HTTP port (default 8961; 0: any free one)")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--ak", default="sim-ak", help="Huawei access key the simulator accepts")
     sim.add_argument("--sk", default="sim-sk", help="Huawei secret key the simulator accepts")
@@ -296,7 +298,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(f"export {name}='{value}'")
         print("# Serving until Ctrl-C or SIGTERM.", flush=True)
 
-    sim.serve_forever(ready=announce)
+    from airflow_jobstatus.simulator import SimulatorPortInUse
+
+    try:
+        sim.serve_forever(ready=announce)
+    except SimulatorPortInUse as err:
+        raise UsageError(str(err)) from None
     print("# Simulator stopped.", flush=True)
     return 0
 

@@ -209,3 +209,23 @@ def test_simulate_prints_connections_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_simulate_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "simulate", "--http-port", str(port), "--grpc-port", "0")
+    assert code == 2
+    assert_one_line_error(err, str(port), "already in use")
+
+
+def test_simulate_defaults_to_fixed_ports() -> None:
+    from airflow_jobstatus.cli import build_parser
+    from airflow_jobstatus.simulator import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
+
+    args = build_parser().parse_args(["simulate"])
+    assert (args.grpc_port, args.http_port) == (DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT) == (50061, 8961)

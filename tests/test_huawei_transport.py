@@ -33,8 +33,8 @@ from airflow_jobstatus.services import cdm, dli
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.services.huawei import Operation
-from airflow_jobstatus.simulator.http import Request
-from airflow_jobstatus.simulator.huawei import check_signature
+from airflow_jobstatus.simulator.signature import check_signature as _check_signature
+from airflow_jobstatus.simulator.signature import lower_headers
 
 SK = "the-secret-key-0123"
 TOKEN = "the-security-token-4567"
@@ -67,20 +67,23 @@ def classify(
 # ---- the signer: the SDK's BasicCredentials, checked by the simulator's verifier -------------------
 
 
-def as_received(signed: huaweicloud.SignedRequest) -> Request:
-    """The signed request as the simulator's server would parse it."""
-    from urllib.parse import parse_qsl, urlsplit
+def as_received(signed: huaweicloud.SignedRequest) -> dict[str, Any]:
+    """The signed request as the simulator's server receives it."""
+    from urllib.parse import urlsplit
 
     parts = urlsplit(signed.url)
-    return Request(
-        method=signed.method,
-        target=parts.path + (f"?{parts.query}" if parts.query else ""),
-        path=parts.path,
-        query_string=parts.query,
-        query=parse_qsl(parts.query, keep_blank_values=True),
-        headers={k.lower(): v for k, v in signed.headers.items()},
-        body=signed.body or b"",
-    )
+    return {
+        "method": signed.method,
+        "raw_path": parts.path,
+        "raw_query": parts.query,
+        "headers": lower_headers(signed.headers.items()),
+        "body": signed.body or b"",
+    }
+
+
+def check_signature(received: dict[str, Any], ak: str, sk: str) -> str | None:
+    """The simulator's verifier (independent of the SDK) on a received request."""
+    return _check_signature(**received, ak=ak, sk=sk)
 
 
 @pytest.mark.parametrize(
