@@ -23,3 +23,26 @@ def test_providers_manager_lists_package_and_connection_type():
     assert "airflow-jobstatus" in pm.providers
     conn_types = {ct["connection-type"] for ct in get_provider_info()["connection-types"]}
     assert "huaweicloud" in conn_types
+
+
+def test_huawei_secrets_are_password_fields_in_the_connection_form():
+    """The SK (password) and the security token must not show in clear text in the UI form."""
+    (huawei,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "huaweicloud"]
+    assert huawei["conn-fields"]["security_token"].get("format") == "password"
+    assert "password" not in huawei["ui-field-behaviour"]["hidden-fields"]
+
+
+def test_provider_lists_every_service_from_the_registry():
+    from airflow_jobstatus.services import REGISTRY
+
+    info = get_provider_info()
+    assert info["extra-links"] == [s.link for s in REGISTRY.values()]
+    sensors = info["sensors"][0]["python-modules"]
+    assert sorted(sensors) == sorted(s.sensor.rpartition(".")[0] for s in REGISTRY.values())
+    for spec in REGISTRY.values():  # every path the registry names resolves to the right class
+        import importlib
+
+        for path in (spec.hook, spec.sensor, spec.link):
+            module, _, name = path.rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+            assert getattr(cls, "service", spec.name) == spec.name, path
