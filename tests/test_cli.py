@@ -229,3 +229,15 @@ def test_simulate_defaults_to_fixed_ports() -> None:
 
     args = build_parser().parse_args(["simulate"])
     assert (args.grpc_port, args.http_port) == (DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT) == (50061, 8961)
+
+
+def test_unreachable_huawei_endpoint_is_one_line(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stray SDK log line before our error (the SDK client printed one)."""
+    conn = json.loads(sim.env()["AIRFLOW_CONN_HUAWEICLOUD_DEFAULT"])
+    conn["extra"]["endpoint"] = "http://127.0.0.1:1"
+    monkeypatch.setenv("AIRFLOW_CONN_HW_DOWN", json.dumps(conn))
+    code, out, err = run(capsys, "status", "dli", "j1", "--conn-id", "hw_down")
+    assert code == 3
+    assert_one_line_error(err, "connection")
