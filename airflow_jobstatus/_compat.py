@@ -15,6 +15,7 @@ try:  # Airflow >= 3.2: the task SDK has its own configuration and exceptions
         AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferralTimeout,
     )
 except ImportError:  # pragma: no cover - Airflow 3.1
@@ -24,6 +25,7 @@ except ImportError:  # pragma: no cover - Airflow 3.1
         AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferralTimeout,
     )
 
@@ -54,6 +56,7 @@ __all__ = [
     "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "TaskDeferralTimeout",
     "amask_secret",
     "conf",

@@ -7,7 +7,8 @@ job reference is built from those attributes after rendering, typed by the servi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+import importlib
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +35,15 @@ if TYPE_CHECKING:
 
 #: The connection-id argument of each cloud's tasks (templated, so read after rendering).
 CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
+
+
+def load_function(path: str) -> Callable[..., Any]:
+    """``"package.module:function"`` → the function (how a trigger names code it calls)."""
+    module, _, name = path.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    if not callable(function):
+        raise TypeError(f"{path} is not callable")
+    return function  # type: ignore[no-any-return]
 
 
 def _is_plain(value: Any) -> bool:
@@ -132,26 +142,81 @@ class JobWaitMixin:
             self.watch.on_error(err)  # re-raises auth, not-found and other final errors
             return None
 
+    def trigger_kwargs(
+        self, poll_interval: float, *, cancel_on_kill: bool = False, initial_delay: float = 0.0
+    ) -> dict[str, Any]:
+        """The trigger's kwargs except the job reference and connection id (see ``make_trigger``)."""
+        return {
+            "service": self.service,
+            "poll_interval": poll_interval,
+            "success_states": self.success_states,
+            "failure_states": self.failure_states,
+            "error_budget": self.error_budget,
+            "max_backoff": self.max_backoff,
+            "not_found_grace": self.not_found_grace,
+            "call_timeout": self.call_timeout,
+            "cancel_on_kill": cancel_on_kill,
+            "initial_delay": initial_delay,
+            "impersonation_chain": self.impersonation_chain,
+            "end_from_trigger": self.trigger_end_states(),
+            "soft_fail": self.soft_fail,
+            "push_return_value": bool(getattr(self, "do_xcom_push", True)),
+            "outcome_xcoms": self.outcome_xcoms_function,
+        }
+
     def make_trigger(
         self, poll_interval: float, *, cancel_on_kill: bool = False, initial_delay: float = 0.0
     ) -> JobStatusTrigger:
         from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 
         return JobStatusTrigger(
-            service=self.service,
             job_ref=self.job_ref().to_dict(),
             conn_id=self.conn_id,
-            poll_interval=poll_interval,
-            success_states=self.success_states,
-            failure_states=self.failure_states,
-            error_budget=self.error_budget,
-            max_backoff=self.max_backoff,
-            not_found_grace=self.not_found_grace,
-            call_timeout=self.call_timeout,
-            cancel_on_kill=cancel_on_kill,
-            initial_delay=initial_delay,
-            impersonation_chain=self.impersonation_chain,
+            **self.trigger_kwargs(poll_interval, cancel_on_kill=cancel_on_kill, initial_delay=initial_delay),
         )
+
+    # -- ending the task in the triggerer ------------------------------------------------------------
+    #: The task states this class can end a task in from the triggerer (with the same XComs and log).
+    trigger_end_capable: ClassVar[tuple[str, ...]] = ()
+    #: ``"module:function"`` computing the outcome XComs besides ``return_value`` (operators).
+    outcome_xcoms_function: ClassVar[str | None] = None
+    #: ``end_from_trigger`` as the task was given it (True: wherever the outcome allows).
+    end_from_trigger: bool = False
+
+    def worker_flow_overridden(self) -> bool:
+        """True when a subclass changed how the wait ends (then it always ends on a worker)."""
+        return False
+
+    def trigger_end_states(self) -> list[str]:
+        """The task states the trigger may end this task in; the other outcomes resume on a worker.
+
+        Only what Airflow does identically from the triggerer qualifies. A ``TaskSuccessEvent``
+        emits no asset events and runs no ``on_success_callback``; a ``TaskFailedEvent`` sends no
+        failure/retry e-mail, gives ``on_failure_callback``/``on_retry_callback`` no exception and
+        skips a ``retry_policy``; a ``TaskSkippedEvent`` runs no ``on_skipped_callback``
+        (``airflow/models/trigger.py``, ``handle_event_submit`` for ``BaseTaskEndEvent``).
+        """
+        if not self.end_from_trigger or self.worker_flow_overridden():
+            return []
+        states = set(self.trigger_end_capable)
+
+        def attr(name: str) -> Any:
+            return getattr(self, name, None)
+
+        if attr("outlets") or attr("on_success_callback"):
+            states.discard("success")
+        email = attr("email") and (attr("email_on_failure") or attr("email_on_retry"))
+        if (
+            attr("on_failure_callback")
+            or attr("on_retry_callback")
+            or email
+            or attr("retry_policy")
+            or attr("never_fail")
+        ):
+            states.discard("failed")
+        if attr("on_skipped_callback"):
+            states.discard("skipped")
+        return sorted(states)
 
     def finish(self, verdict: Verdict, status: JobStatus, context: Context) -> dict[str, Any]:
         """End the wait: the status dict on success; JobFailedError (or a skip with soft_fail) on failure."""

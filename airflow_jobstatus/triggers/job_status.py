@@ -1,24 +1,68 @@
-"""One trigger for every service: polls a hook's async path until the job's state is decisive."""
+"""One trigger for every service: polls a hook's async path until the job's state is decisive.
+
+``JobStatusTrigger`` is what a task defers to. ``JobStatusStartTrigger`` is the same wait for a
+deferrable sensor that Airflow starts straight in the triggerer (``start_from_trigger``): it carries
+the sensor's own (templated) fields, which the triggerer renders before ``run()``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import (
+    BaseTrigger,
+    TaskFailedEvent,
+    TaskSkippedEvent,
+    TaskSuccessEvent,
+    TriggerEvent,
+)
 
-from airflow_jobstatus.exceptions import ServiceError
+from airflow_jobstatus.exceptions import JobFailedError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
+from airflow_jobstatus.job_wait import load_function
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.states import JobStatus
 from airflow_jobstatus.waiting import (
     CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
     DEFAULT_MAX_BACKOFF,
     JobWatch,
     RetryPolicy,
+    Verdict,
 )
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk import Context
+
+#: The task states a trigger may end a task in (``end_from_trigger``).
+END_STATES = ("failed", "skipped", "success")
+#: Seconds kept back from ``[triggerer] on_kill_timeout`` so a slow cancel is logged before Airflow gives up.
+ON_KILL_MARGIN = 2.0
+
+
+def end_states(value: bool | Sequence[str] | None) -> list[str]:
+    """``end_from_trigger`` as a sorted list of task states: True means all of them, False none."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return list(END_STATES)
+    states = sorted({str(s) for s in value})
+    unknown = set(states) - set(END_STATES)
+    if unknown:
+        raise ValueError(f"end_from_trigger: unknown task state(s) {sorted(unknown)}; valid: {END_STATES}.")
+    return states
+
+
+def on_kill_budget() -> float:
+    """How long ``on_kill`` may spend cancelling: Airflow's bound minus a margin, at most the cancel budget."""
+    from airflow_jobstatus._compat import conf
+
+    bound = float(conf.getfloat("triggerer", "on_kill_timeout", fallback=30.0))
+    return max(1.0, min(CANCEL_ERROR_BUDGET, bound - ON_KILL_MARGIN))
 
 
 class JobStatusTrigger(BaseTrigger):
@@ -28,6 +72,13 @@ class JobStatusTrigger(BaseTrigger):
     "error": {...}, "message": str, "last_sub_jobs": [...], "progress_history": [...]}``.
     Restarting the triggerer re-runs it from its serialized kwargs: it only reads, so that is safe.
     ``initial_delay``: seconds before the first read (the task has just read the job itself).
+
+    ``end_from_trigger`` (True, or the task states it may end the task in: ``success``, ``failed``,
+    ``skipped``): a decisive status ends the task here instead of resuming it on a worker — success
+    with the ``return_value`` XCom (``push_return_value``) plus ``outcome_xcoms(status, seen)``
+    (``"module:function"``), a job failure as ``failed`` or, with ``soft_fail``, ``skipped``, the
+    failure's message in the task log. An outcome not listed, and every ``error`` event, resumes the
+    task on a worker as before. ``cancel_on_kill``: a user killing the deferred task cancels the job.
     """
 
     def __init__(
@@ -45,6 +96,10 @@ class JobStatusTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
         initial_delay: float = 0.0,
         impersonation_chain: str | Sequence[str] | None = None,
+        end_from_trigger: bool | Sequence[str] = False,
+        soft_fail: bool = False,
+        push_return_value: bool = True,
+        outcome_xcoms: str | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.service = service
@@ -64,6 +119,10 @@ class JobStatusTrigger(BaseTrigger):
             if impersonation_chain is None or isinstance(impersonation_chain, str)
             else list(impersonation_chain)
         )
+        self.end_from_trigger = end_states(end_from_trigger)
+        self.soft_fail = bool(soft_fail)
+        self.push_return_value = bool(push_return_value)
+        self.outcome_xcoms = outcome_xcoms
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -82,6 +141,10 @@ class JobStatusTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "initial_delay": self.initial_delay,
                 "impersonation_chain": self.impersonation_chain,
+                "end_from_trigger": self.end_from_trigger,
+                "soft_fail": self.soft_fail,
+                "push_return_value": self.push_return_value,
+                "outcome_xcoms": self.outcome_xcoms,
             },
         )
 
@@ -106,7 +169,7 @@ class JobStatusTrigger(BaseTrigger):
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
-                    yield TriggerEvent(event | watch.snapshot())
+                    yield self.final_event(verdict, status, event | watch.snapshot())
                     return
                 await asyncio.sleep(self.poll_interval)
         except ServiceError as err:
@@ -120,17 +183,159 @@ class JobStatusTrigger(BaseTrigger):
                 {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
             )
 
+    # -- ending the task here (end_from_trigger) -------------------------------------------------------
+    def end_state(self, verdict: Verdict) -> str | None:
+        """The task state a decisive verdict ends the task in here; None: resume it on a worker."""
+        state = "success" if verdict == "success" else ("skipped" if self.soft_fail else "failed")
+        return state if state in self.end_from_trigger else None
+
+    def final_event(self, verdict: Verdict, status: JobStatus, payload: dict[str, Any]) -> TriggerEvent:
+        """The status-dict event, or a task-end event when this outcome may end the task here.
+
+        A task-end event keeps ``payload`` too: Airflow sends only its state and XComs, but
+        ``dag.test()``, which runs triggers inline, resumes the task with an event's payload, so a
+        test run takes the worker path with the same event as before.
+        """
+        state = self.end_state(verdict)
+        if state is None:
+            return TriggerEvent(payload)
+        event: TriggerEvent
+        if state == "success":
+            try:
+                xcoms = self.success_xcoms(status, payload)
+            except Exception:  # a broken outcome function must not lose the result: resume on a worker
+                self.log.exception("Could not build the outcome XComs; resuming the task on a worker.")
+                return TriggerEvent(payload)
+            self.log.info("%s: the task succeeds in the triggerer.", status.summary())
+            event = TaskSuccessEvent(xcoms=xcoms or None)
+        elif state == "skipped":
+            self.log.warning("soft_fail: %s", JobFailedError(status))  # the worker's skip message
+            event = TaskSkippedEvent()
+        else:
+            self.log.error("%s", JobFailedError(status))  # the worker's failure message
+            event = TaskFailedEvent()
+        event.payload = payload
+        return event
+
+    def success_xcoms(self, status: JobStatus, payload: dict[str, Any]) -> dict[str, Any]:
+        """What the worker would push on success: ``outcome_xcoms``' keys, then ``return_value``."""
+        xcoms: dict[str, Any] = {}
+        if self.outcome_xcoms:
+            seen = {
+                "last_sub_jobs": payload.get("last_sub_jobs") or [],
+                "progress_history": payload.get("progress_history") or [],
+            }
+            xcoms.update(load_function(self.outcome_xcoms)(status, seen))
+        if self.push_return_value:
+            xcoms["return_value"] = status.to_dict()
+        return xcoms
+
+    # -- user kill --------------------------------------------------------------------------------------
     async def on_kill(self) -> None:
-        """Cancel the job when the user kills the deferred task, but only a job the task started."""
+        """Cancel the job when the user kills the deferred task, but only a job the task started.
+
+        Airflow calls this on a user's mark-failed, mark-success or clear of the deferred task, never
+        on a triggerer restart or a deferral timeout (the task's worker handles that one). The cancel
+        is retried through transient errors within ``[triggerer] on_kill_timeout`` and logged.
+        """
         if not self.cancel_on_kill:
             return
         ref = self._ref()
         self.log.info("Task killed while deferred: cancelling %s job %s", self.service, ref.display_id)
         hook = self._hook()
-        watch = JobWatch(policy=RetryPolicy(CANCEL_ERROR_BUDGET, max_backoff=5.0), log=self.log)
+        budget = on_kill_budget()
+        watch = JobWatch(policy=RetryPolicy(budget, max_backoff=5.0), log=self.log)
         try:
-            await watch.aread(lambda: hook.acancel(ref))
+            await asyncio.wait_for(watch.aread(lambda: hook.acancel(ref)), timeout=budget)
+        except TimeoutError:
+            self.log.error(
+                "Could not cancel %s job %s: no answer within %.0f s.", self.service, ref.display_id, budget
+            )
+            raise
         except Exception as err:
             self.log.error("Could not cancel %s job %s: %s", self.service, ref.display_id, err)
             raise
         self.log.info("Cancel of %s job %s accepted.", self.service, ref.display_id)
+
+
+class JobStatusStartTrigger(JobStatusTrigger):
+    """``JobStatusTrigger`` for a deferrable sensor started in the triggerer (``start_from_trigger``).
+
+    It takes the sensor's job-reference fields and connection-id field under their own names
+    (``ref_fields``, ``conn_field``) so that Airflow renders the templated ones in the triggerer, as
+    it does for ``start_trigger_args.trigger_kwargs`` keys that are also the task's template fields;
+    the job reference and connection id are built from the rendered values. When that is not
+    possible (a template the triggerer cannot render, a rendered value that is not a valid job
+    reference), it yields an ``error`` event with ``"restart_in_worker": True``: the sensor then
+    starts on a worker as if it had never been started here, and renders and checks the fields there.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        ref_fields: Sequence[str],
+        conn_field: str,
+        **kwargs: Any,
+    ):
+        names = [*ref_fields, conn_field]
+        values = {name: kwargs.pop(name, None) for name in names}
+        super().__init__(service=service, job_ref={}, **kwargs)
+        clash = [n for n in names if n in self.__dict__ or hasattr(type(self), n)]
+        if clash:
+            raise ValueError(f"JobStatusStartTrigger: field name(s) {clash} clash with the trigger's own.")
+        self.ref_fields, self.conn_field = list(ref_fields), conn_field
+        for name, value in values.items():
+            setattr(self, name, value)
+        self._start_error: str | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        path, kwargs = super().serialize()
+        del kwargs["job_ref"], kwargs["conn_id"]
+        fields = {name: getattr(self, name) for name in [*self.ref_fields, self.conn_field]}
+        return path, {**kwargs, "ref_fields": self.ref_fields, "conn_field": self.conn_field, **fields}
+
+    def get_template_env(self, dag: Any = None) -> jinja2.Environment:
+        """A DAG's default environment (StrictUndefined, Airflow's filters), not BaseTrigger's lenient one."""
+        from airflow.sdk.definitions._internal.templater import create_template_env
+
+        return create_template_env()
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render like Airflow; a failure is remembered (the sensor then starts on a worker), not raised."""
+        try:
+            super().render_template_fields(context, jinja_env)
+        except Exception as err:
+            self._start_error = (
+                f"could not render {', '.join(self.template_fields)}: {type(err).__name__}: {err}"
+            )
+
+    def _take_rendered_fields(self) -> None:
+        self.job_ref = {name: getattr(self, name) for name in self.ref_fields}
+        self.conn_id = getattr(self, self.conn_field)
+        self._ref()  # a ConfigurationError for a value that is not a valid reference
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self._start_error is None:
+            try:
+                self._take_rendered_fields()
+            except Exception as err:
+                self._start_error = f"{type(err).__name__}: {err}"
+        if self._start_error is not None:
+            self.log.warning(
+                "Cannot wait from the triggerer (%s); the task starts on a worker.", self._start_error
+            )
+            error = ServiceError(self._start_error, service=self.service)
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "error": error.to_dict(),
+                    "message": str(error),
+                    "restart_in_worker": True,
+                    "last_sub_jobs": [],
+                    "progress_history": [],
+                }
+            )
+            return
+        async for event in super().run():
+            yield event
