@@ -8,10 +8,53 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
 from airflow_jobstatus._compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
-from airflow_jobstatus.job_wait import JobWaitMixin
+from airflow_jobstatus.job_wait import CONN_ID_ARGS, JobWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import StartTriggerArgs
+
+#: The trigger a deferrable sensor starts in when Airflow starts it in the triggerer.
+START_TRIGGER = "airflow_jobstatus.triggers.job_status.JobStatusStartTrigger"
+#: DAG attributes that change how templates render; the triggerer renders with the defaults.
+_JINJA_SETTINGS = (
+    "user_defined_macros",
+    "user_defined_filters",
+    "jinja_environment_kwargs",
+    "render_template_as_native_obj",
+)
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
+
+
+def _is_plain(value: Any) -> bool:
+    """A value the DAG serializer and the triggerer carry as is (no XComArg or other object)."""
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class _StartFromTrigger:
+    """``start_from_trigger`` / ``start_trigger_args`` of a sensor, decided when Airflow reads them.
+
+    On the class (what mapped tasks and Airflow's defaults see) they are ``False`` / ``None``; on a
+    task they are worked out from its current arguments, fields and DAG, so the DAG serializer
+    (which reads them once the DAG is complete) gets the right answer whatever the order in which
+    the task was built. Assigning sets what the user asked for (the answer may still be no).
+    """
+
+    def __init__(self, args: bool) -> None:
+        self.args = args
+
+    def __get__(self, obj: JobStatusSensor | None, objtype: Any = None) -> Any:
+        if obj is None:
+            return None if self.args else False
+        args = obj.start_from_trigger_args()
+        return args if self.args else args is not None
+
+    def __set__(self, obj: JobStatusSensor, value: Any) -> None:
+        if not self.args:
+            obj.__dict__["_start_from_trigger_asked"] = bool(value)
 
 
 class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
@@ -22,6 +65,12 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
     :param failure_states: names that fail the task (default: every other terminal state; may add
         non-terminal ones such as PAUSED to fail fast). A terminal state in neither set fails.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param start_from_trigger: deferrable only: the scheduler hands the task straight to the
+        triggerer, without a worker start, whenever that gives the same result (default True;
+        otherwise, e.g. a templated field that is an XComArg, it starts on a worker as before).
+    :param end_from_trigger: deferrable only: the trigger ends the task (success with its
+        ``return_value``, failure, ``soft_fail`` skip) without resuming it on a worker, for every
+        outcome Airflow can end identically from the triggerer (default True).
     :param error_budget: seconds of consecutive transient errors to ride out before failing.
     :param max_backoff: the longest pause between retries of a transient error (> 0).
     :param not_found_grace: seconds after the wait starts during which "not found" is retried.
@@ -29,7 +78,78 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
     """
 
     ui_color = "#d9ecf2"
+    trigger_end_capable = ("failed", "skipped", "success")
+    start_from_trigger = _StartFromTrigger(args=False)  # type: ignore[assignment]
+    start_trigger_args = _StartFromTrigger(args=True)  # type: ignore[assignment]
 
+    def __init__(self, *, start_from_trigger: bool = True, end_from_trigger: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.start_from_trigger = start_from_trigger
+        self.end_from_trigger = bool(end_from_trigger)
+
+    # -- starting in the triggerer ---------------------------------------------------------------------
+    def worker_flow_overridden(self) -> bool:
+        cls = type(self)
+        return any(
+            getattr(cls, name) is not getattr(JobStatusSensor, name)
+            for name in ("execute", "execute_complete", "finish", "pre_execute", "post_execute")
+        )
+
+    def why_not_start_from_trigger(self) -> str | None:
+        """Why this task must start on a worker; None when the triggerer can start it identically."""
+        if not self.__dict__.get("_start_from_trigger_asked", False):
+            return "start_from_trigger=False"
+        if not self.deferrable:
+            return "not deferrable"
+        if self.worker_flow_overridden():
+            return "a subclass changes execute/execute_complete/finish/pre_execute/post_execute"
+        if getattr(self, "on_execute_callback", None):
+            return "on_execute_callback runs on a worker"
+        names = [*self.ref_fields(), CONN_ID_ARGS[self.spec.cloud]]
+        values = {name: getattr(self, name) for name in names}
+        if not all(_is_plain(v) for v in values.values()):
+            return "a job-reference field is not a plain value (an XComArg resolves on a worker)"
+        others = [f for f in self.template_fields if f not in values]
+        if any(not _is_plain(getattr(self, f, None)) or _is_template(getattr(self, f, None)) for f in others):
+            return f"templated fields other than the job reference ({', '.join(others)})"
+        if any(_is_template(v) for v in values.values()):
+            if getattr(self, "render_template_as_native_obj", None):
+                return "render_template_as_native_obj"
+            dag = self.get_dag()
+            if dag is None:
+                return "templated fields and no DAG yet to check its template settings"
+            custom = [name for name in _JINJA_SETTINGS if getattr(dag, name, None)]
+            from jinja2 import StrictUndefined
+
+            if getattr(dag, "template_undefined", StrictUndefined) is not StrictUndefined:
+                custom.append("template_undefined")
+            if custom:
+                return f"the DAG's template settings ({', '.join(custom)}) apply on a worker only"
+        return None
+
+    def start_from_trigger_args(self) -> StartTriggerArgs | None:
+        """The ``StartTriggerArgs`` Airflow starts this task with in the triggerer, or None."""
+        try:
+            if self.why_not_start_from_trigger() is not None:
+                return None
+            from airflow.triggers.base import StartTriggerArgs
+
+            conn_field = CONN_ID_ARGS[self.spec.cloud]
+            ref_fields = list(self.ref_fields())
+            kwargs = self.trigger_kwargs(self.poke_interval)
+            kwargs.update({name: getattr(self, name) for name in [*ref_fields, conn_field]})
+            kwargs.update(ref_fields=ref_fields, conn_field=conn_field)
+            return StartTriggerArgs(
+                trigger_cls=START_TRIGGER,
+                trigger_kwargs=kwargs,
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=timedelta(seconds=self.timeout),
+            )
+        except Exception:  # half-built task (Airflow reads this during __init__), unusual arguments
+            return None
+
+    # -- the wait --------------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -56,6 +176,12 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.finish(verdict, status, context))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        if isinstance(event, dict) and event.get("restart_in_worker"):
+            # Started in the triggerer, which could not wait on this job: start here, as without it.
+            self.log.info(
+                "The triggerer could not start this wait (%s); starting it here.", event.get("message")
+            )
+            return self.execute(context)
         verdict, status = self.status_from_event(event)
         return self.finish(verdict, status, context)
 
