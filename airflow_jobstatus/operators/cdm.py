@@ -8,11 +8,16 @@ from typing import TYPE_CHECKING, Any
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
-from airflow_jobstatus.services.cdm import CdmJobRef
+from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def outcome_xcoms(status: JobStatus, seen: dict[str, Any]) -> dict[str, Any]:
+    """The XComs of a finished wait besides ``return_value`` (pushed by the worker or the triggerer)."""
+    return {"status": status.state.value, "progress": status.progress, "counters": dict(status.counters)}
 
 
 class CdmStartJobOperator(StartJobOperator):
@@ -26,6 +31,8 @@ class CdmStartJobOperator(StartJobOperator):
     template_fields: Sequence[str] = ("cluster_id", "job_name", "variables", "huaweicloud_conn_id")
     template_fields_renderers = {"variables": "json"}
     operator_extra_links = (CdmJobLink(),)
+    started_id_key = "submission_id"
+    outcome_xcoms_function = "airflow_jobstatus.operators.cdm:outcome_xcoms"
 
     def __init__(
         self,
@@ -51,8 +58,6 @@ class CdmStartJobOperator(StartJobOperator):
         context["ti"].xcom_push(key="submission_id", value=self.submission_id)
         return self.submission_id
 
-    def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key="status", value=status.state.value)
-        ti.xcom_push(key="progress", value=status.progress)
-        ti.xcom_push(key="counters", value=dict(status.counters))
+    def recorded_job_gone(self, status: JobStatus) -> bool:
+        """A job whose submissions are all gone reports no submission: the recorded one no longer exists."""
+        return status.native_state == NO_SUBMISSION

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 SQL = JOB_TYPES[0]
 
 
+def outcome_xcoms(status: JobStatus, seen: dict[str, Any]) -> dict[str, Any]:
+    """The XComs of a finished wait besides ``return_value`` (pushed by the worker or the triggerer)."""
+    return {
+        "status": status.state.value,
+        "progress": status.progress,
+        "sub_jobs": [dict(s) for s in status.sub_jobs] or seen["last_sub_jobs"],
+        "progress_history": seen["progress_history"],
+    }
+
+
 class DliRunSqlJobOperator(StartJobOperator):
     """Submits ``sql`` (a string or a ``.sql`` file) to DLI queue ``queue_name`` and waits for it.
 
@@ -31,6 +41,8 @@ class DliRunSqlJobOperator(StartJobOperator):
     template_ext = (".sql",)
     template_fields_renderers = {"sql": "sql", "conf": "json"}
     operator_extra_links = (DliJobLink(),)
+    started_id_key = "job_id"
+    outcome_xcoms_function = "airflow_jobstatus.operators.dli:outcome_xcoms"
 
     def __init__(
         self,
@@ -68,10 +80,3 @@ class DliRunSqlJobOperator(StartJobOperator):
         self.log.info("Submitted DLI SQL job %s to queue %s", self.job_id, self.queue_name)
         context["ti"].xcom_push(key="job_id", value=self.job_id)
         return self.job_id
-
-    def push_outcome(self, context: Context, status: JobStatus, seen: dict[str, Any]) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key="status", value=status.state.value)
-        ti.xcom_push(key="progress", value=status.progress)
-        ti.xcom_push(key="sub_jobs", value=[dict(s) for s in status.sub_jobs] or seen["last_sub_jobs"])
-        ti.xcom_push(key="progress_history", value=seen["progress_history"])
