@@ -246,3 +246,52 @@ def make_sensor(service: str, **kwargs: Any) -> Any:
     cls = getattr(importlib.import_module(module_name), class_name)
     args = {"task_id": "wait", **SENSOR_ARGS[service], "max_backoff": 0.001, "poke_interval": 5, **kwargs}
     return cls(**args)
+
+
+# -- lifecycle: the task state store, a task instance with tries, a DAG run ---------------------------
+
+
+class FakeTaskStateStore:
+    """``context["task_state_store"]`` in memory: get/set like Airflow's accessor, every write recorded."""
+
+    def __init__(self, values: dict[str, Any] | None = None, *, fail_on_set: BaseException | None = None):
+        self.values: dict[str, Any] = dict(values or {})
+        self.sets: list[tuple[str, Any]] = []
+        self.fail_on_set = fail_on_set
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        if self.fail_on_set is not None:
+            raise self.fail_on_set
+        if value is None:
+            raise ValueError("Cannot set value as None")
+        self.sets.append((key, value))
+        self.values[key] = value
+
+
+class TryTI(FakeTI):
+    """A task instance with a try number, ``max_tries`` and ``xcom_pull`` of its own XComs."""
+
+    def __init__(self, try_number: int = 1, max_tries: int = 0) -> None:
+        super().__init__()
+        self.try_number, self.max_tries = try_number, max_tries
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        return self.xcoms.get(key)
+
+
+def lifecycle_context(
+    store: FakeTaskStateStore | None = None,
+    *,
+    try_number: int = 1,
+    max_tries: int = 0,
+    clear_number: int = 0,
+) -> dict[str, Any]:
+    """A task context with a task state store: ``ti`` (TryTI), ``dag_run`` and ``task_state_store``."""
+    return {
+        "ti": TryTI(try_number, max_tries),
+        "dag_run": types.SimpleNamespace(clear_number=clear_number),
+        "task_state_store": FakeTaskStateStore() if store is None else store,
+    }
