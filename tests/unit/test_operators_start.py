@@ -166,13 +166,15 @@ def test_deferral_timeout_fails_the_operator():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="operators/base.py: StartJobOperator has no resume_execution; a deferral timeout raises "
-    "TaskDeferralTimeout even with soft_fail=True, while the worker path skips (execute, TimeoutError)",
+    raises=TaskDeferralTimeout,
+    reason="operators/base.py StartJobOperator.resume_execution re-raises TaskDeferralTimeout even with "
+    "soft_fail=True, while the worker path turns its TimeoutError into a skip",
 )
-def test_deferral_timeout_is_skipped_with_soft_fail():
+def test_deferral_timeout_is_skipped_with_soft_fail(inject):
     op = cdm(timeout=60, soft_fail=True, deferrable=True)
+    inject(op, FakeCdmHook(service="cdm"))
     with pytest.raises(AirflowSkipException):
-        op.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})
+        op.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {"ti": FakeTI()})
 
 
 # -- deferrable -------------------------------------------------------------------------------------
