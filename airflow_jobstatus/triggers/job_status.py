@@ -311,8 +311,12 @@ class JobStatusStartTrigger(JobStatusTrigger):
             )
 
     def _take_rendered_fields(self) -> None:
-        self.job_ref = {name: getattr(self, name) for name in self.ref_fields}
-        self.conn_id = getattr(self, self.conn_field)
+        values = {name: getattr(self, name) for name in [*self.ref_fields, self.conn_field]}
+        unrendered = [n for n, v in values.items() if isinstance(v, str) and ("{{" in v or "{%" in v)]
+        if unrendered:  # Airflow did not render them here (no DAG data for this task, an older triggerer)
+            raise ValueError(f"{', '.join(unrendered)} not rendered in the triggerer")
+        self.job_ref = {name: values[name] for name in self.ref_fields}
+        self.conn_id = values[self.conn_field]
         self._ref()  # a ConfigurationError for a value that is not a valid reference
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

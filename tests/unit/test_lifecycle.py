@@ -241,6 +241,20 @@ def test_a_rendered_value_that_is_no_job_id_restarts_the_sensor_on_a_worker(trig
     assert payload["restart_in_worker"] is True and "job_id" in payload["message"]
 
 
+def test_fields_airflow_did_not_render_restart_the_sensor_on_a_worker(trigger_hook):
+    """No DAG data for the task in the triggerer (or no rendering at all): never wait on a template."""
+    t = JobStatusStartTrigger(
+        service="dli",
+        ref_fields=["job_id", "job_type"],
+        conn_field="huaweicloud_conn_id",
+        job_id="{{ params.j }}",
+    )
+    hook = trigger_hook(FakeHook(JobState.SUCCEEDED, service="dli"))
+    payload = first_raw_event(t).payload
+    assert payload["restart_in_worker"] is True and "not rendered" in payload["message"]
+    assert hook.calls == []
+
+
 def test_the_sensor_restarts_on_a_worker_exactly_as_without_the_triggerer(inject):
     sensor = make_sensor("dli", deferrable=True, poke_interval=7)
     hook = FakeHook(JobState.RUNNING, service="dli")
