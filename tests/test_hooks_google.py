@@ -50,6 +50,14 @@ VERTEX = pytest.mark.skipif(
 MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_connection_cache() -> Any:
+    """Each test reads its connections afresh (the process cache would otherwise carry them over)."""
+    gcp.clear_connection_cache()
+    yield
+    gcp.clear_connection_cache()
+
+
 def running(service: str) -> str:
     """The service's native name for a running job."""
     return "RUNNING" if service == "dataproc" else "JOB_STATE_RUNNING"
@@ -63,6 +71,13 @@ def ref(service: str, job_id: str = "job-1", where: str = REGION, **extra: Any) 
 async def read(hook: GoogleJobHook[Any], mode: str, job_ref: JobRef) -> JobStatus:
     """get_status or aget_status, as the test is parametrized."""
     return hook.get_status(job_ref) if mode == "sync" else await hook.aget_status(job_ref)
+
+
+async def raises(hook: GoogleJobHook[Any], mode: str, job_ref: JobRef) -> ServiceError:
+    """The error get_status or aget_status raises."""
+    with pytest.raises(ServiceError) as info:
+        await read(hook, mode, job_ref)
+    return info.value
 
 
 async def act(hook: GoogleJobHook[Any], mode: str, action: str, job_ref: JobRef) -> Any:
@@ -403,6 +418,94 @@ async def test_async_path_reads_the_connection_once_without_blocking(sim, monkey
     for _ in range(3):
         await hook.aget_status(ref("dataproc"))
     assert fetched == ["google_cloud_default"]
+
+
+def test_connection_read_once_per_process_for_many_sync_hooks(sim) -> None:
+    sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    before = gcp.connection_reads()
+    for _ in range(5):
+        hook = DataprocJobHook()
+        hook.get_status(ref("dataproc"))
+        hook.console_scope()
+        hook.close()
+    assert gcp.connection_reads() == before + 1
+
+
+async def test_connection_read_once_for_many_concurrent_async_hooks(sim, monkeypatch) -> None:
+    """Like thousands of triggers on one connection starting together: one read, shared."""
+    fetched = []
+    original = DataprocJobHook.aget_connection
+
+    async def counting(conn_id: str):
+        fetched.append(conn_id)
+        await asyncio.sleep(0.05)  # a read takes a while (an IPC round trip in a triggerer)
+        return await original(conn_id)
+
+    monkeypatch.setattr(DataprocJobHook, "aget_connection", staticmethod(counting))
+    services = ["dataproc", "dataflow"]
+    for service in services:
+        sim.add_job(service, "job-1", [{"state": running(service)}])
+    hooks = [HOOKS[s]() for s in services for _ in range(50)]
+    statuses = await asyncio.gather(*(h.aget_status(ref(h.service)) for h in hooks))
+    assert {s.state for s in statuses} == {JobState.RUNNING}
+    assert fetched == ["google_cloud_default"]
+    await DataflowJobHook().aget_status(ref("dataflow"))
+    assert fetched == ["google_cloud_default"]
+    await gcp.aclose_shared_clients()
+
+
+@MODES
+async def test_connection_reread_after_the_ttl(sim, monkeypatch, mode) -> None:
+    sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    monkeypatch.setattr(gcp._CONNECTIONS, "ttl", 0.0)
+    before = gcp.connection_reads()
+    hook = DataprocJobHook()
+    for _ in range(3):
+        await read(hook, mode, ref("dataproc"))
+    assert gcp.connection_reads() == before + 3
+    if mode == "async":
+        await gcp.aclose_shared_clients()
+
+
+@MODES
+async def test_a_changed_environment_connection_is_read_again(sim, monkeypatch, mode) -> None:
+    sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    conn = json.loads(sim.env()["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"])
+    hook = DataprocJobHook()
+    await read(hook, mode, ref("dataproc"))
+    before = gcp.connection_reads()
+    conn["extra"]["project"] = "another-project"
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(conn))
+    assert isinstance(await raises(hook, mode, ref("dataproc")), JobNotFoundError)  # not in that project
+    assert gcp.connection_reads() == before + 1
+    if mode == "async":
+        await gcp.aclose_shared_clients()
+
+
+@MODES
+async def test_authentication_error_drops_the_cached_connection(sim, monkeypatch, mode) -> None:
+    from google.cloud.dataproc_v1.services.job_controller import JobControllerAsyncClient, JobControllerClient
+
+    sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    hook = DataprocJobHook()
+    await read(hook, mode, ref("dataproc"))
+    before = gcp.connection_reads()
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise gexc.PermissionDenied("the caller does not have permission")
+
+    async def adenied(*args: Any, **kwargs: Any) -> Any:
+        denied()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JobControllerClient, "get_job", denied)
+        patch.setattr(JobControllerAsyncClient, "get_job", adenied)
+        assert isinstance(await raises(hook, mode, ref("dataproc")), AuthenticationError)
+    assert gcp.connection_reads() == before  # the failing call used the cached connection
+    await read(hook, mode, ref("dataproc"))
+    assert gcp.connection_reads() == before + 1  # … and the next one read it again
+    if mode == "async":
+        await gcp.aclose_shared_clients()
 
 
 # --- configuration ----------------------------------------------------------------------------------

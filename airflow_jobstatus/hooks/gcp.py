@@ -27,7 +27,7 @@ from airflow_jobstatus.exceptions import (
     TransientServiceError,
 )
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
-from airflow_jobstatus.hooks.loop_cache import PerLoopCache
+from airflow_jobstatus.hooks.loop_cache import PerLoopCache, TtlCache, env_connection_key
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
@@ -69,7 +69,13 @@ class GoogleConnection:
 
     def endpoint(self, default_target: str) -> Endpoint:
         """The connection's ``api_endpoint`` when set, else the service's default ``host:443``."""
-        return resolve_endpoint(self.api_endpoint, default_target)
+        key = (self.api_endpoint, default_target)
+        found = _ENDPOINTS.get(key)
+        if found is None:
+            found = resolve_endpoint(self.api_endpoint, default_target)
+            if len(_ENDPOINTS) < 1024:  # a handful in practice (one per service and region)
+                _ENDPOINTS[key] = found
+        return found
 
     def project(self, project_id: str | None) -> str:
         """``project_id`` when given, else the connection's project; ConfigurationError when neither."""
@@ -80,6 +86,9 @@ class GoogleConnection:
                 f"{self.conn_id!r}."
             )
         return project
+
+
+_ENDPOINTS: dict[tuple[str | None, str], Endpoint] = {}
 
 
 def _extra(extra: Mapping[str, Any], key: str) -> Any:
@@ -289,6 +298,31 @@ def _scrub(text: str, conn: GoogleConnection) -> str:
     return text
 
 
+# --- the connection read cache ---------------------------------------------------------------------
+
+#: How long a connection read stays valid in this process (seconds); dropped on an authentication error.
+CONNECTION_TTL_SECONDS = 60.0
+_ConnKey = tuple[str, str, tuple[str, ...]]
+_CONNECTIONS: TtlCache[_ConnKey, GoogleConnection] = TtlCache(CONNECTION_TTL_SECONDS)
+_READS = [0]
+
+
+def _chain_key(chain: str | Sequence[str] | None) -> tuple[str, ...]:
+    if not chain:
+        return ()
+    return (chain,) if isinstance(chain, str) else tuple(chain)
+
+
+def clear_connection_cache() -> None:
+    """Forget every cached connection (tests; a changed connection is otherwise read within the TTL)."""
+    _CONNECTIONS.clear()
+
+
+def connection_reads() -> int:
+    """How many times this process has read a google_cloud_platform connection."""
+    return _READS[0]
+
+
 # --- clients ---------------------------------------------------------------------------------------
 
 
@@ -366,7 +400,11 @@ async def shared_async_client(kind: ClientKind, endpoint: Endpoint, conn: Google
         )
         return client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
 
-    return await _CLIENTS.get((kind.name, conn.conn_id, endpoint, conn.credentials_id), build)
+    key = (kind.name, conn.conn_id, endpoint, conn.credentials_id)
+    client = _CLIENTS.values().get(key)
+    if client is not None:  # the hit path: no closure, no lock
+        return client
+    return await _CLIENTS.get(key, build)
 
 
 def client_counts() -> dict[str, int]:
@@ -499,54 +537,76 @@ class GoogleJobHook(JobStatusHook[R]):
         return self._conn.project_id if self._conn else self.google_connection().project_id
 
     # -- plumbing ------------------------------------------------------------------------------
-    def google_connection(self) -> GoogleConnection:
-        """The connection, read once per hook and its secrets registered with the masker."""
-        if self._conn is None:
-            from airflow.sdk.log import mask_secret
+    def _conn_key(self) -> _ConnKey:
+        return (*env_connection_key(self.conn_id), _chain_key(self.impersonation_chain))
 
-            conn = self.fetch_connection()
-            extra = conn.extra_dejson
-            parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
-            for secret in connection_secrets(parsed, extra):
-                mask_secret(secret)
-            self._conn = parsed
-        return self._conn
+    def google_connection(self) -> GoogleConnection:
+        """The connection: read once per process and TTL (``CONNECTION_TTL_SECONDS``), its secrets
+        registered with the masker when read."""
+        key = self._conn_key()
+        conn = _CONNECTIONS.get(key)
+        if conn is None:
+            conn = _CONNECTIONS.put(key, self._read_connection())
+        self._conn = conn
+        return conn
+
+    def _read_connection(self) -> GoogleConnection:
+        from airflow.sdk.log import mask_secret
+
+        _READS[0] += 1
+        conn = self.fetch_connection()
+        extra = conn.extra_dejson
+        parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
+        for secret in connection_secrets(parsed, extra):
+            mask_secret(secret)
+        return parsed
 
     async def agoogle_connection(self) -> GoogleConnection:
-        """``google_connection`` without blocking the event loop."""
-        if self._conn is None:
-            from airflow.sdk import log as sdk_log
+        """``google_connection`` without blocking the event loop; hooks of one loop that need the
+        same connection at the same time (triggers starting together) share one read."""
+        key = self._conn_key()
+        conn = _CONNECTIONS.get(key)
+        if conn is None:
+            conn = await _CONNECTIONS.aload(key, self._aread_connection)
+        self._conn = conn
+        return conn
 
-            conn = await self.afetch_connection()
-            extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-            parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
-            amask = getattr(sdk_log, "amask_secret", None)
-            for secret in connection_secrets(parsed, extra):
-                if amask is not None:
-                    await amask(secret)
-                else:
-                    sdk_log.mask_secret(secret)
-            self._conn = parsed
-        return self._conn
+    async def _aread_connection(self) -> GoogleConnection:
+        from airflow.sdk import log as sdk_log
+
+        _READS[0] += 1
+        conn = await self.afetch_connection()
+        extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+        parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
+        amask = getattr(sdk_log, "amask_secret", None)
+        for secret in connection_secrets(parsed, extra):
+            if amask is not None:
+                await amask(secret)
+            else:
+                sdk_log.mask_secret(secret)
+        return parsed
 
     def _target(self, conn: GoogleConnection, ref: R, job_id: str | None = None) -> CallTarget:
-        project = conn.project(getattr(ref, "project_id", None))
-        where = ", ".join(
-            f"{k} {v!r}" for k, v in ref.to_dict().items() if k not in ("job_id", "project_id") and v
-        )
         return CallTarget(
             job_id=job_id or ref.display_id,
-            project=project,
+            project=conn.project(getattr(ref, "project_id", None)),
             endpoint=conn.endpoint(self.default_target(ref)),
-            where=f"project {project!r}" + (f", {where}" if where else ""),
+            ref=ref,
         )
+
+    def _failed(self, err: Exception, target: CallTarget) -> JobStatusError:
+        """``err`` as our error kind; an authentication error also drops the cached connection."""
+        error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
+        if isinstance(error, AuthenticationError):
+            _CONNECTIONS.drop(self.conn_id)  # a rotated key is read at the next call
+        return error
 
     def sync_client(self, endpoint: Endpoint) -> Any:
         """This hook's client at ``endpoint``, built on first use."""
         key = (self.client_kind.name, endpoint)
         client = self._sync_clients.get(key)
         if client is None:
-            conn = self.google_connection()
+            conn = self._conn or self.google_connection()  # the call's target has just read it
             client = self._sync_clients[key] = _new_sync_client(self.client_kind, endpoint, conn)
         return client
 
@@ -556,16 +616,17 @@ class GoogleJobHook(JobStatusHook[R]):
         try:
             return getattr(client, method)(request=request, retry=None, timeout=self.timeout)
         except Exception as err:
-            error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
+            error = self._failed(err, target)
         raise error
 
     async def acall(self, target: CallTarget, method: str, request: dict[str, Any]) -> Any:
         """``call`` on the shared async client."""
-        client = await shared_async_client(self.client_kind, target.endpoint, await self.agoogle_connection())
+        conn = self._conn or await self.agoogle_connection()  # the call's target has just read it
+        client = await shared_async_client(self.client_kind, target.endpoint, conn)
         try:
             return await getattr(client, method)(request=request, retry=None, timeout=self.timeout)
         except Exception as err:
-            error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
+            error = self._failed(err, target)
         raise error
 
     def _parse(self, ref: R, target: CallTarget, response: Any) -> JobStatus:
@@ -591,9 +652,19 @@ class GoogleJobHook(JobStatusHook[R]):
 
 @dataclass(frozen=True)
 class CallTarget:
-    """Where one call goes: the job, its project, the endpoint, and a description for error messages."""
+    """Where one call goes: the job, its project, the endpoint; ``where`` describes it for error messages."""
 
     job_id: str
     project: str
     endpoint: Endpoint
-    where: str
+    ref: Any = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        """``project 'p', region 'r'``: built only when an error needs it, not on every poll."""
+        details: tuple[str, ...] = ()
+        if self.ref is not None:
+            details = tuple(
+                f"{k} {v!r}" for k, v in self.ref.to_dict().items() if k not in ("job_id", "project_id") and v
+            )
+        return ", ".join((f"project {self.project!r}", *details))
