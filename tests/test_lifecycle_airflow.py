@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -68,12 +67,6 @@ def _sync_dags(session: Any) -> dict[str, Any]:
     return dags
 
 
-async def _first_event(trigger: Any) -> Any:
-    async for event in trigger.run():
-        return event
-    raise AssertionError("the trigger ended without an event")
-
-
 def _run_like_the_triggerer(trigger_row: Any, ti: Any, dag_run: Any, session: Any) -> Any:
     """``TriggerRunner.create_triggers`` + ``run_trigger`` for a start_from_trigger task, then the event
     as the supervisor receives it."""
@@ -82,6 +75,7 @@ def _run_like_the_triggerer(trigger_row: Any, ti: Any, dag_run: Any, session: An
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.models.dagbag import DBDagBag
     from airflow.models.trigger import Trigger
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
     from airflow.serialization.decoders import smart_decode_trigger_kwargs
     from airflow.triggers.base import DiscrimatedTriggerEvent
     from pydantic import TypeAdapter
@@ -98,7 +92,8 @@ def _run_like_the_triggerer(trigger_row: Any, ti: Any, dag_run: Any, session: An
     context = runtime_ti.get_template_context()
     trigger.task_instance = runtime_ti
     trigger.render_template_fields(context=context)
-    event = asyncio.run(_first_event(trigger))
+    # the trigger's calls to the supervisor (XComs) go to the execution API, as from the triggerer
+    event = InProcessTestSupervisor.run_trigger_in_process(trigger=trigger, ti=runtime_ti)
     adapter = TypeAdapter(DiscrimatedTriggerEvent)
     return adapter.validate_python(adapter.dump_python(event, mode="json"))
 
@@ -188,7 +183,17 @@ def test_deferrable_sensors_start_and_end_in_the_triggerer(sim):
     assert xcoms["ok"]["return_value"]["state"] == "SUCCEEDED"
     assert xcoms["ok"]["return_value"]["job_id"] == "lc-ok"  # rendered from params in the triggerer
     assert "fail" not in xcoms and "skip" not in xcoms
+    # stored as a worker stores it: the dict itself (a task pulling it gets a dict, not JSON text)
+    assert isinstance(_raw_xcom(session, dag_id, run.run_id, "ok"), dict)
     session.close()
+
+
+def _raw_xcom(session: Any, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    """The XCom column as the execution API hands it to a pulling task (before the SDK's serde)."""
+    from airflow.models.xcom import XComModel
+
+    row = session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key).one()
+    return row.value
 
 
 RETRY_DAG = """\

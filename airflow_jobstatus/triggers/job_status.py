@@ -75,10 +75,10 @@ class JobStatusTrigger(BaseTrigger):
 
     ``end_from_trigger`` (True, or the task states it may end the task in: ``success``, ``failed``,
     ``skipped``): a decisive status ends the task here instead of resuming it on a worker — success
-    with the ``return_value`` XCom (``push_return_value``) plus ``outcome_xcoms(status, seen)``
-    (``"module:function"``), a job failure as ``failed`` or, with ``soft_fail``, ``skipped``, the
-    failure's message in the task log. An outcome not listed, and every ``error`` event, resumes the
-    task on a worker as before. ``cancel_on_kill``: a user killing the deferred task cancels the job.
+    after pushing the ``return_value`` XCom (``push_return_value``) and ``outcome_xcoms(status,
+    seen)`` (``"module:function"``) as a worker would, a job failure as ``failed`` or, with
+    ``soft_fail``, ``skipped``, the failure's message in the task log. An outcome not listed, and
+    every ``error`` event, resumes the task on a worker as before. ``cancel_on_kill``: a user killing the deferred task cancels the job.
     """
 
     def __init__(
@@ -169,7 +169,7 @@ class JobStatusTrigger(BaseTrigger):
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
-                    yield self.final_event(verdict, status, event | watch.snapshot())
+                    yield await self.final_event(verdict, status, event | watch.snapshot())
                     return
                 await asyncio.sleep(self.poll_interval)
         except ServiceError as err:
@@ -189,12 +189,12 @@ class JobStatusTrigger(BaseTrigger):
         state = "success" if verdict == "success" else ("skipped" if self.soft_fail else "failed")
         return state if state in self.end_from_trigger else None
 
-    def final_event(self, verdict: Verdict, status: JobStatus, payload: dict[str, Any]) -> TriggerEvent:
+    async def final_event(self, verdict: Verdict, status: JobStatus, payload: dict[str, Any]) -> TriggerEvent:
         """The status-dict event, or a task-end event when this outcome may end the task here.
 
-        A task-end event keeps ``payload`` too: Airflow sends only its state and XComs, but
-        ``dag.test()``, which runs triggers inline, resumes the task with an event's payload, so a
-        test run takes the worker path with the same event as before.
+        A task-end event keeps ``payload`` too: Airflow sends only its state, but ``dag.test()``,
+        which runs triggers inline, resumes the task with an event's payload, so a test run takes
+        the worker path with the same event as before.
         """
         state = self.end_state(verdict)
         if state is None:
@@ -203,11 +203,15 @@ class JobStatusTrigger(BaseTrigger):
         if state == "success":
             try:
                 xcoms = self.success_xcoms(status, payload)
-            except Exception:  # a broken outcome function must not lose the result: resume on a worker
-                self.log.exception("Could not build the outcome XComs; resuming the task on a worker.")
+                if xcoms:
+                    await self.push_xcoms(xcoms)
+            except Exception:  # the result must not be lost: the worker pushes it as before
+                self.log.exception(
+                    "Could not push the outcome XComs from here; resuming the task on a worker."
+                )
                 return TriggerEvent(payload)
             self.log.info("%s: the task succeeds in the triggerer.", status.summary())
-            event = TaskSuccessEvent(xcoms=xcoms or None)
+            event = TaskSuccessEvent()
         elif state == "skipped":
             self.log.warning("soft_fail: %s", JobFailedError(status))  # the worker's skip message
             event = TaskSkippedEvent()
@@ -216,6 +220,28 @@ class JobStatusTrigger(BaseTrigger):
             event = TaskFailedEvent()
         event.payload = payload
         return event
+
+    async def push_xcoms(self, xcoms: dict[str, Any]) -> None:
+        """Push XComs the way a worker does: the XCom backend's ``serialize_value``, then ``SetXCom``.
+
+        Not ``TaskSuccessEvent(xcoms=...)``: Airflow 3.3 writes those with ``TaskInstance.xcom_push``
+        (``json.dumps`` into the JSON column), and a task pulling them gets a JSON string instead of
+        the dict or number the worker would have pushed.
+        """
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.xcom import XCom
+
+        ti = self.task_instance
+        comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+        if ti is None or comms is None:
+            raise RuntimeError("no task instance or supervisor to push XComs through")
+        map_index = ti.map_index if ti.map_index is not None else -1
+        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": map_index}
+        for key, value in xcoms.items():
+            if hasattr(comms, "asend"):  # the triggerer's
+                await XCom.aset(key, value, **where)
+            else:  # dag.test()'s in-process supervisor
+                XCom.set(key, value, **where)
 
     def success_xcoms(self, status: JobStatus, payload: dict[str, Any]) -> dict[str, Any]:
         """What the worker would push on success: ``outcome_xcoms``' keys, then ``return_value``."""
@@ -269,6 +295,9 @@ class JobStatusStartTrigger(JobStatusTrigger):
     reference), it yields an ``error`` event with ``"restart_in_worker": True``: the sensor then
     starts on a worker as if it had never been started here, and renders and checks the fields there.
     """
+
+    #: One logger for the one wait, however it started (log filters and alerts keep working).
+    _logger_name = f"{JobStatusTrigger.__module__}.{JobStatusTrigger.__qualname__}"
 
     def __init__(
         self,

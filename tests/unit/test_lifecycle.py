@@ -91,6 +91,18 @@ def first_raw_event(t) -> TriggerEvent:
     return asyncio.run(collect())
 
 
+@pytest.fixture
+def pushed(monkeypatch) -> dict:
+    """XComs a trigger pushes before ending the task (instead of through the supervisor)."""
+    record: dict = {}
+
+    async def push(self, xcoms):
+        record.update(xcoms)
+
+    monkeypatch.setattr(JobStatusTrigger, "push_xcoms", push)
+    return record
+
+
 def submitted_try(store: FakeTaskStateStore, inject, make=dli, hook_cls=FakeDliHook, service="dli") -> dict:
     """Try 1: submit and defer (its worker then dies, or its trigger fails); the record it left."""
     op = make(deferrable=True)
@@ -190,7 +202,7 @@ def test_a_subclass_changing_the_flow_starts_and_ends_on_a_worker():
 
 
 @pytest.mark.parametrize("service", ["dataproc", "vertex_ai", "cdm", "dli", "dataflow"])
-def test_the_start_trigger_waits_on_the_rendered_fields(service, trigger_hook, sleeps):
+def test_the_start_trigger_waits_on_the_rendered_fields(service, trigger_hook, sleeps, pushed):
     sensor = make_sensor(service, deferrable=True, poke_interval=3)
     t = JobStatusStartTrigger(**sensor.start_trigger_args.trigger_kwargs)
     hook = trigger_hook(FakeHook(JobState.RUNNING, JobState.SUCCEEDED, service=service))
@@ -290,20 +302,21 @@ def test_a_restarted_sensor_with_a_bad_job_id_fails_as_on_a_worker(inject):
 # == 2. end in the triggerer =========================================================================
 
 
-def test_success_ends_the_task_in_the_triggerer_with_the_return_value(trigger_hook, sleeps, record_log):
+def test_success_ends_the_task_in_the_triggerer_after_pushing_the_return_value(
+    trigger_hook, sleeps, record_log, pushed
+):
     trigger_hook(FakeHook(JobState.RUNNING, JobState.SUCCEEDED))
     t = trigger(end_from_trigger=True)
     log = record_log(t)
     event = first_raw_event(t)
-    assert isinstance(event, TaskSuccessEvent)
-    final = status(JobState.SUCCEEDED)
-    assert event.xcoms == {"return_value": final.to_dict()}  # what the worker returns
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None  # pushed as a worker would
+    assert pushed == {"return_value": status(JobState.SUCCEEDED).to_dict()}  # what the worker returns
     assert event.payload["status"] == "success"  # dag.test() resumes the worker with it
     assert set(event.payload) == {"status", "job_status", "message", "last_sub_jobs", "progress_history"}
     assert any("succeeds in the triggerer" in m for m in log.messages("info"))
 
 
-def test_the_end_event_carries_only_state_and_xcoms_to_airflow(trigger_hook, sleeps):
+def test_the_end_event_carries_only_its_state_to_airflow(trigger_hook, sleeps, pushed):
     """What the triggerer sends to Airflow: the payload stays behind (Airflow's own serializer)."""
     from airflow.triggers.base import DiscrimatedTriggerEvent
     from pydantic import TypeAdapter
@@ -311,14 +324,65 @@ def test_the_end_event_carries_only_state_and_xcoms_to_airflow(trigger_hook, sle
     trigger_hook(FakeHook(JobState.SUCCEEDED))
     adapter = TypeAdapter(DiscrimatedTriggerEvent)
     sent = adapter.dump_python(first_raw_event(trigger(end_from_trigger=True)), mode="json")
-    assert set(sent) == {"task_instance_state", "xcoms"} and sent["task_instance_state"] == "success"
+    assert sent == {"task_instance_state": "success", "xcoms": None}
     assert isinstance(adapter.validate_python(sent), TaskSuccessEvent)
 
 
-def test_no_return_value_without_do_xcom_push(trigger_hook, sleeps):
+def test_no_return_value_without_do_xcom_push(trigger_hook, sleeps, monkeypatch):
+    calls = []
+
+    async def push(self, xcoms):
+        calls.append(xcoms)
+
+    monkeypatch.setattr(JobStatusTrigger, "push_xcoms", push)
     trigger_hook(FakeHook(JobState.SUCCEEDED))
     event = first_raw_event(trigger(end_from_trigger=True, push_return_value=False))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    assert isinstance(event, TaskSuccessEvent) and calls == []
+
+
+def test_xcoms_that_cannot_be_pushed_resume_the_task_on_a_worker(trigger_hook, sleeps, record_log):
+    """No supervisor to push through (here: none at all): the worker pushes them, as before."""
+    trigger_hook(FakeHook(JobState.SUCCEEDED))
+    t = trigger(end_from_trigger=True)
+    log = record_log(t)
+    event = first_raw_event(t)
+    assert type(event) is TriggerEvent and event.payload["status"] == "success"
+    assert any("resuming the task on a worker" in m for m in log.messages("error"))
+
+
+class RecordingComms:
+    """A supervisor channel that records what it is sent (``asend`` like the triggerer's)."""
+
+    def __init__(self, is_async: bool) -> None:
+        self.sent: list = []
+        if is_async:
+            self.asend = self._asend
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+    async def _asend(self, msg):
+        self.sent.append(msg)
+
+
+@pytest.mark.parametrize("is_async", [True, False], ids=["triggerer", "dag_test"])
+def test_xcoms_are_pushed_through_the_supervisor_like_a_workers(is_async, monkeypatch):
+    import types
+
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import SetXCom
+
+    comms = RecordingComms(is_async)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    t = trigger(end_from_trigger=True)
+    t.task_instance = types.SimpleNamespace(dag_id="d", task_id="w", run_id="r", map_index=None, task=None)
+    value = status(JobState.SUCCEEDED).to_dict()
+    asyncio.run(t.push_xcoms({"status": "SUCCEEDED", "return_value": value}))
+    assert [type(m) for m in comms.sent] == [SetXCom, SetXCom]
+    assert [(m.key, m.value, m.task_id, m.map_index) for m in comms.sent] == [
+        ("status", "SUCCEEDED", "w", -1),
+        ("return_value", value, "w", -1),  # the value itself, not a JSON string of it
+    ]
 
 
 @pytest.mark.parametrize(
@@ -423,15 +487,15 @@ def test_the_sensor_defers_with_soft_fail_and_do_xcom_push(inject):
     assert t.soft_fail is True and t.push_return_value is False and t.outcome_xcoms is None
 
 
-def test_dag_test_resumes_with_the_same_result_as_the_triggerer(trigger_hook, sleeps):
+def test_dag_test_resumes_with_the_same_result_as_the_triggerer(trigger_hook, sleeps, pushed):
     """dag.test() resumes the worker with an end event's payload: the worker path, same return value."""
     trigger_hook(FakeHook(JobState.RUNNING, JobState.SUCCEEDED))
     event = first_raw_event(trigger(end_from_trigger=True))
     sensor = make_sensor("dataproc", deferrable=True)
-    assert sensor.execute_complete({}, event.payload) == event.xcoms["return_value"]
+    assert sensor.execute_complete({}, event.payload) == pushed["return_value"]
 
 
-def test_operator_success_ends_in_the_triggerer_with_the_workers_xcoms(inject, trigger_hook, sleeps):
+def test_operator_success_ends_in_the_triggerer_with_the_workers_xcoms(inject, trigger_hook, sleeps, pushed):
     op = dli(deferrable=True)
     inject(op, FakeDliHook(JobState.RUNNING, service="dli"))
     with pytest.raises(TaskDeferred) as deferred:
@@ -451,8 +515,8 @@ def test_operator_success_ends_in_the_triggerer_with_the_workers_xcoms(inject, t
     returned = dli(deferrable=True).execute_complete(
         {"ti": worker_ti}, event=event.payload, **deferred.value.kwargs
     )
-    assert event.xcoms == {**worker_ti.xcoms, "return_value": returned}
-    assert event.xcoms["sub_jobs"] == SUB and event.xcoms["status"] == "SUCCEEDED"
+    assert pushed == {**worker_ti.xcoms, "return_value": returned}
+    assert pushed["sub_jobs"] == SUB and pushed["status"] == "SUCCEEDED"
 
 
 def test_operator_failure_always_resumes_on_a_worker(inject, trigger_hook, sleeps):
@@ -475,7 +539,7 @@ def test_an_operator_whose_outcome_is_customised_resumes_on_a_worker():
     assert dli(end_from_trigger=False).trigger_end_states() == []
 
 
-def test_a_broken_outcome_function_resumes_on_a_worker(trigger_hook, sleeps, record_log):
+def test_a_broken_outcome_function_resumes_on_a_worker(trigger_hook, sleeps, record_log, pushed):
     trigger_hook(FakeHook(JobState.SUCCEEDED))
     t = trigger(end_from_trigger=True, outcome_xcoms="airflow_jobstatus.operators.dli:no_such_function")
     record_log(t)
