@@ -581,6 +581,8 @@ def make_row(job: TaskJob, reading: Reading | None, ui_base: str = "") -> dict[s
     raw_counters, raw_sub_jobs = data.get("counters"), data.get("sub_jobs")
     counters: Mapping[str, Any] = raw_counters if isinstance(raw_counters, Mapping) else {}
     sub_jobs: list[Any] = raw_sub_jobs if isinstance(raw_sub_jobs, list) else []
+    if not sub_jobs and isinstance(job.partial.get("sub_jobs"), list):  # the last ones the task saw
+        sub_jobs = job.partial["sub_jobs"]
     progress = data.get("progress")
     job_id = job.job_id or str(data.get("job_id") or "")
     spec = job.spec
@@ -616,6 +618,6 @@ def make_row(job: TaskJob, reading: Reading | None, ui_base: str = "") -> dict[s
 
 
 def sort_key(row: Mapping[str, Any]) -> tuple[bool, str]:
-    """Most recent first: jobs waited on now, then by their latest time (end, poll or start)."""
-    latest = max((row[k] or "" for k in ("ended", "last_polled", "started")), default="")
-    return (bool(row["active"]), latest)
+    """Most recent first: the jobs waited on now (latest started first), then the latest ended."""
+    when = row["started"] if row["active"] else (row["ended"] or row["started"])
+    return (bool(row["active"]), when or "")

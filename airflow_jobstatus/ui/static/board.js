@@ -105,8 +105,8 @@
       var s = job.sub_jobs;
       parts.push(el("span", {
         className: "sub-jobs sub",
-        text: s.count + (s.count === 1 ? " subjob" : " subjobs") + ", " + s.tasks_completed + "/" + s.tasks_total + " tasks"
-          + (s.current ? " (subjob " + s.current + ")" : ""),
+        text: s.tasks_completed + "/" + s.tasks_total + " tasks in " + s.count + (s.count === 1 ? " subjob" : " subjobs")
+          + (s.current && s.count > 1 && job.active ? " · now subjob " + s.current : ""),
       }));
     }
     if (job.message) parts.push(el("div", { className: job.state_kind === "success" ? "sub message-text" : "failure-message", text: job.message }));
