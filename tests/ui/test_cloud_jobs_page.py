@@ -1,0 +1,384 @@
+"""The Cloud jobs board in a real Airflow (``airflow standalone``) and headless Chromium.
+
+One Airflow for the module (see ``standalone.py``), with the simulator behind every connection:
+- run 1 of the cross-cloud example ends (CDM, DLI, Dataproc, Vertex AI all SUCCEEDED);
+- run 2 is held with its DLI job RUNNING at 42 % (the simulator's DLI timeline has no end);
+- ``cloud_jobs_failing`` waits on a DLI job that fails with a message;
+- ``cloud_jobs_ops``, in team ``ops``'s bundle, waits on a DLI job only ``ops`` members may see.
+The simulator's jobs last four times their default (CDM, DLI and Dataproc run for 12 s or more) so a
+task's deferral is always seen before its job ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_jobstatus.services import REGISTRY
+from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
+from tests.test_e2e import DAG_ID, xcom
+from tests.ui.browser import chromium
+from tests.ui.standalone import Deployment, standalone
+
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FAILING_DAG, OPS_DAG = "cloud_jobs_failing", "cloud_jobs_ops"
+FAILING_JOB, OPS_JOB = "sim-dli-failing", "sim-dli-ops"
+FAILURE_MESSAGE = "DLI.0005: Table orders_raw does not exist"
+SLOWER = 4.0
+RUN_TIMEOUT = 400.0
+HELD_PROGRESS = 0.42
+HELD_DLI = [
+    {"state": "LAUNCHING", "duration": 2, "progress": 0},
+    {
+        "state": "RUNNING",
+        "progress": HELD_PROGRESS,
+        "sub_jobs": [
+            {
+                "id": 0,
+                "name": "runJob at FileFormatWriter.scala:266",
+                "stage_ids": [0],
+                "status": "RUNNING",
+                "num_tasks": 8,
+                "num_active_tasks": 2,
+                "num_completed_tasks": 3,
+                "num_failed_tasks": 0,
+                "num_active_stages": 1,
+                "num_completed_stages": 0,
+            }
+        ],
+    },
+]
+
+
+def slower(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**p, "duration": p["duration"] * SLOWER} if "duration" in p else p for p in timeline]
+
+
+@dataclass
+class Scene:
+    deployment: Deployment
+    run1: str
+    run2: str
+    failing_run: str
+    ops_run: str
+
+    @property
+    def expected(self) -> dict[tuple[str, str, str], tuple[str, str]]:
+        """(dag_id, run_id, task_id) -> (service, normalized state): one row per job."""
+        return {
+            (DAG_ID, self.run1, "cdm_migration"): ("cdm", "SUCCEEDED"),
+            (DAG_ID, self.run1, "dli_sql"): ("dli", "SUCCEEDED"),
+            (DAG_ID, self.run1, "wait_for_dataproc_job"): ("dataproc", "SUCCEEDED"),
+            (DAG_ID, self.run1, "wait_for_batch_prediction"): ("vertex_ai", "SUCCEEDED"),
+            (DAG_ID, self.run2, "cdm_migration"): ("cdm", "SUCCEEDED"),
+            (DAG_ID, self.run2, "dli_sql"): ("dli", "RUNNING"),
+            (FAILING_DAG, self.failing_run, "wait_for_dli_job"): ("dli", "FAILED"),
+            (OPS_DAG, self.ops_run, "wait_for_ops_job"): ("dli", "SUCCEEDED"),
+        }
+
+
+def trigger(deployment: Deployment, dag_id: str) -> str:
+    response = deployment.airflow.api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+    response.raise_for_status()
+    return str(response.json()["dag_run_id"])
+
+
+def ti_state(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> str | None:
+    ti = deployment.airflow.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    return ti.get("state")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    sim = Simulator(scenarios=DEFAULT_SCENARIOS).start()
+    try:
+        for service in REGISTRY:
+            sim.set_default_timeline(service, slower(sim.core.default_timeline(service)))
+        with standalone(tmp_path_factory.mktemp("cloud-jobs"), sim) as deployment:
+            airflow = deployment.airflow
+            for dag_id in (DAG_ID, FAILING_DAG, OPS_DAG):
+                airflow.wait_for(
+                    f"DAG {dag_id} to be parsed", lambda d=dag_id: airflow.get(f"/dags/{d}"), 300
+                )
+            sim.add_job(
+                "dli",
+                FAILING_JOB,
+                [
+                    {"state": "RUNNING", "duration": 12, "progress": [0, 0.6]},
+                    {"state": "FAILED", "progress": 0.6, "message": FAILURE_MESSAGE},
+                ],
+            )
+            sim.add_job("dli", OPS_JOB, [{"state": "FINISHED", "progress": 1}])
+            run1 = trigger(deployment, DAG_ID)
+            failing_run = trigger(deployment, FAILING_DAG)
+            ops_run = trigger(deployment, OPS_DAG)
+            # Once run 1 has submitted its DLI job, every later DLI submission stays RUNNING.
+            airflow.wait_for("run 1's DLI job", lambda: xcom(airflow, run1, "dli_sql", "job_id"), RUN_TIMEOUT)
+            sim.set_default_timeline("dli", HELD_DLI)
+            run2 = trigger(deployment, DAG_ID)
+            scene = Scene(deployment, run1, run2, failing_run, ops_run)
+            # Every job's task in its final state (the rest of the example's run does not matter here).
+            for (dag_id, run_id, task_id), (_, job_state) in scene.expected.items():
+                task_state = {"SUCCEEDED": "success", "FAILED": "failed", "RUNNING": "deferred"}[job_state]
+                airflow.wait_for(
+                    f"{dag_id} {run_id} {task_id} to be {task_state}",
+                    lambda d=dag_id, r=run_id, t=task_id, s=task_state: ti_state(deployment, d, r, t) == s,
+                    RUN_TIMEOUT,
+                )
+            yield scene
+    finally:
+        sim.stop()
+
+
+def rows_by_task(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["dag_id"], r["run_id"], r["task_id"]): r for r in rows}
+
+
+def board_rows(deployment: Deployment, user: str, **params: Any) -> list[dict[str, Any]]:
+    response = deployment.board(user, **params)
+    response.raise_for_status()
+    return list(response.json()["jobs"])
+
+
+def airflow_link(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> str | None:
+    """The console link Airflow itself shows for the task (its operator extra link), if any."""
+    body = deployment.airflow.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")
+    return next((url for url in body["extra_links"].values() if url), None)
+
+
+# -- the data API --------------------------------------------------------------------------------------
+def test_the_board_api_requires_a_login(scene: Scene) -> None:
+    assert scene.deployment.board(None).status_code == 401
+    assert scene.deployment.board("admin").status_code == 200
+
+
+def test_the_board_lists_one_row_per_job_with_its_state(scene: Scene) -> None:
+    deployment = scene.deployment
+    rows = rows_by_task(board_rows(deployment, "admin"))
+    assert {k: (r["service"], r["state"]) for k, r in rows.items()} == scene.expected
+
+    cdm = rows[(DAG_ID, scene.run1, "cdm_migration")]
+    counters = {c["name"]: c["value"] for c in cdm["counters"]}
+    assert counters["rows_read"] == 120000 and counters["rows_written"] == 119800
+    assert counters["bytes_read"] == 48000000 and counters["bytes_written"] == 47900000
+    assert cdm["progress"] == 1 and cdm["ended"] and cdm["source"] == "task"
+
+    held = rows[(DAG_ID, scene.run2, "dli_sql")]
+    assert held["progress"] == pytest.approx(HELD_PROGRESS) and held["task_state"] == "deferred"
+    assert held["sub_jobs"]["tasks_completed"] == 3 and held["sub_jobs"]["tasks_total"] == 8
+    assert held["source"] == "live" and held["last_polled"] and held["ended"] is None
+    assert held["job_id"] == xcom(deployment.airflow, scene.run2, "dli_sql", "job_id")
+
+    failed = rows[(FAILING_DAG, scene.failing_run, "wait_for_dli_job")]
+    assert failed["job_id"] == FAILING_JOB and failed["native_state"] == "FAILED"
+    assert FAILURE_MESSAGE in failed["message"]
+
+    # Most recent first: the jobs waited on now come before those that ended.
+    active = [r["active"] for r in board_rows(deployment, "admin")]
+    assert active == sorted(active, reverse=True) and active[0]
+
+
+def test_console_links_are_the_ones_airflow_shows(scene: Scene) -> None:
+    deployment = scene.deployment
+    huawei = deployment.sim.connections()["huaweicloud_default"]["extra"]
+    google = deployment.sim.connections()["google_cloud_default"]["extra"]
+    for (dag_id, run_id, task_id), row in rows_by_task(board_rows(deployment, "admin")).items():
+        expected = airflow_link(deployment, dag_id, run_id, task_id)
+        if expected is None:  # never on a worker (started in the triggerer): the registry's URL
+            spec = REGISTRY[row["service"]]
+            scope = huawei.get("region") if spec.cloud == "huawei" else google.get("project")
+            fields = {"job_id": row["job_id"]}
+            if row["service"] == "vertex_ai":
+                fields |= {"location": "europe-west1", "job_type": row["job_type"]}
+            expected = spec.console_url(spec.ref(fields), scope) or None
+        assert expected and row["console_url"] == expected, (task_id, row["console_url"], expected)
+
+
+def test_a_user_without_access_to_a_dag_gets_none_of_its_jobs(scene: Scene) -> None:
+    deployment = scene.deployment
+    admin = {r["dag_id"] for r in board_rows(deployment, "admin")}
+    viewer = {r["dag_id"] for r in board_rows(deployment, "viewer")}
+    ops_viewer = {r["dag_id"] for r in board_rows(deployment, "ops_viewer")}
+    assert admin == ops_viewer == {DAG_ID, FAILING_DAG, OPS_DAG}
+    assert viewer == {DAG_ID, FAILING_DAG}
+    # The API server's own routes agree: the viewer may not read that DAG at all.
+    with deployment.client("viewer") as client:
+        assert client.get(f"/api/v2/dags/{OPS_DAG}").status_code == 403
+    assert deployment.board("viewer", dag_id=OPS_DAG).status_code == 403
+    assert board_rows(deployment, "ops_viewer", dag_id=OPS_DAG)
+
+
+def test_no_secret_reaches_the_api(scene: Scene) -> None:
+    deployment = scene.deployment
+    body = deployment.board("admin").text
+    connections = deployment.sim.connections()
+    secrets = [connections["huaweicloud_default"]["password"], connections["huaweicloud_default"]["login"]]
+    for secret in secrets:
+        assert secret and secret not in body
+    for name in ("huaweicloud_default", "google_cloud_default", "conn_id", "INSERT OVERWRITE"):
+        assert name not in body
+
+
+# -- the page, as a user sees it -------------------------------------------------------------------------
+def wait(driver: Any, what: str, check: Any, timeout: float = 120) -> Any:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: check(d))
+    except TimeoutException:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+ROWS_JS = """
+return Array.from(document.querySelectorAll('tr.job')).map(function (r) {
+  var bar = r.querySelector('progress');
+  var link = r.querySelector('a.console-link');
+  return {
+    dag_id: r.dataset.dagId, run_id: r.dataset.runId, task_id: r.dataset.taskId,
+    service: r.dataset.service, state: r.querySelector('.state').textContent,
+    state_class: r.querySelector('.state').className,
+    progress: bar ? Number(bar.value) : null,
+    progress_text: bar ? r.querySelector('.progress-text').textContent : null,
+    details: r.querySelector('.details-cell').innerText,
+    console_url: link ? link.href : null,
+    task_url: r.querySelector('a.task-link').getAttribute('href'),
+  };
+});
+"""
+
+
+def open_board(driver: Any, deployment: Deployment, user: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{deployment.base_url}/api/v2/version")  # a page of the site, to set its cookie on
+    driver.add_cookie({"name": "_token", "value": deployment.token(user), "path": "/"})
+    driver.get(f"{deployment.base_url}/plugin/cloud-jobs")
+    frame = wait(
+        driver, "the board's frame", lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[title='Cloud jobs']")
+    )
+    driver.switch_to.frame(frame[0])
+    wait(
+        driver,
+        "the board to load",
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true",
+    )
+
+
+def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    deployment = scene.deployment
+    expected = scene.expected
+    api_rows = rows_by_task(board_rows(deployment, "admin"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with chromium() as driver:
+        open_board(driver, deployment, "admin")
+        # The nav has the entry, top level.
+        driver.switch_to.default_content()
+        assert driver.find_elements(By.CSS_SELECTOR, "a[href$='plugin/cloud-jobs']")
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Cloud jobs']"))
+
+        def settled(d: Any) -> list[dict[str, Any]] | None:
+            rows = d.execute_script(ROWS_JS)
+            seen = {(r["dag_id"], r["run_id"], r["task_id"]): (r["service"], r["state"]) for r in rows}
+            return rows if len(rows) == len(expected) and seen == expected else None
+
+        rows = wait(driver, "one row per job, each in its state", settled)
+        by_task = rows_by_task(rows)
+        for key, (_, state) in expected.items():
+            kind = {"SUCCEEDED": "success", "FAILED": "failure", "RUNNING": "active"}[state]
+            assert f"kind-{kind}" in by_task[key]["state_class"], by_task[key]
+
+        held = by_task[(DAG_ID, scene.run2, "dli_sql")]
+        assert held["progress"] == round(HELD_PROGRESS * 100) and held["progress_text"] == "42%"
+        assert "3/8 tasks" in held["details"]
+        bars = [r for r in rows if r["progress"] is not None and r["state"] == "RUNNING"]
+        assert [(r["task_id"], r["run_id"]) for r in bars] == [("dli_sql", scene.run2)]
+
+        cdm = by_task[(DAG_ID, scene.run1, "cdm_migration")]
+        for text in (
+            "rows read 120,000",
+            "rows written 119,800",
+            "bytes read 48,000,000",
+            "bytes written 47,900,000",
+        ):
+            assert text in cdm["details"], cdm["details"]
+        failed = by_task[(FAILING_DAG, scene.failing_run, "wait_for_dli_job")]
+        assert FAILURE_MESSAGE in failed["details"]
+
+        for key, row in by_task.items():
+            assert row["console_url"] == api_rows[key]["console_url"] and row["console_url"]
+            assert row["task_url"] == api_rows[key]["task_url"]
+
+        driver.switch_to.default_content()
+        driver.save_screenshot(str(ARTIFACTS / "cloud-jobs.png"))
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Cloud jobs']"))
+
+        # Filters: by service, then by state.
+        Select(driver.find_element(By.ID, "filter-service")).select_by_value("dli")
+        wait(
+            driver,
+            "only DLI rows",
+            lambda d: (
+                (rows := d.execute_script(ROWS_JS))
+                and {r["service"] for r in rows} == {"dli"}
+                and len(rows) == sum(1 for s, _ in expected.values() if s == "dli")
+            ),
+        )
+        Select(driver.find_element(By.ID, "filter-state")).select_by_value("RUNNING")
+        wait(
+            driver,
+            "only the running DLI job",
+            lambda d: (
+                [(r["task_id"], r["run_id"]) for r in d.execute_script(ROWS_JS)] == [("dli_sql", scene.run2)]
+            ),
+        )
+
+        # A console link opens the job's console page in a new tab (no network: every host but
+        # loopback resolves to nothing in this browser).
+        link = driver.find_element(By.CSS_SELECTOR, "tr.job a.console-link")
+        url, handles = link.get_attribute("href"), set(driver.window_handles)
+        link.click()
+        new = wait(driver, "a new tab", lambda d: set(d.window_handles) - handles)
+        board_tab = driver.current_window_handle
+        driver.switch_to.window(new.pop())
+        assert wait(
+            driver, "the console URL", lambda d: d.current_url.startswith(url.split("#")[0]) and d.current_url
+        )
+        driver.close()
+        driver.switch_to.window(board_tab)
+
+        # A task link opens the task instance in the Airflow UI itself (the whole window).
+        driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Cloud jobs']"))
+        task_link = driver.find_element(By.CSS_SELECTOR, "tr.job a.task-link")
+        target = task_link.get_attribute("href")
+        task_link.click()
+        driver.switch_to.default_content()
+        wait(driver, "the task instance page", lambda d: d.current_url == target)
+        assert "/dags/" in target and target.endswith("/tasks/dli_sql")
+
+
+def test_the_page_of_a_viewer_without_access_lists_none_of_that_dags_jobs(scene: Scene) -> None:
+    with chromium() as driver:
+        open_board(driver, scene.deployment, "viewer")
+        rows = wait(driver, "the viewer's rows", lambda d: d.execute_script(ROWS_JS))
+        assert OPS_DAG not in {r["dag_id"] for r in rows}
+        assert len(rows) == sum(1 for (dag, _, _) in scene.expected if dag != OPS_DAG)
+
+
+def test_json_rows_are_plain_data(scene: Scene) -> None:
+    body = scene.deployment.board("admin").json()
+    assert json.loads(json.dumps(body)) == body
+    assert {s["name"] for s in body["services"]} == set(REGISTRY)
+    assert httpx.get(f"{scene.deployment.base_url}/cloud-jobs/static/app.py").status_code == 404
+    assert httpx.get(f"{scene.deployment.base_url}/cloud-jobs/static/board.js").status_code == 200
