@@ -208,6 +208,8 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
                 self._started_job_of_this_try(context),
                 f"The wait in the triggerer timed out ({err})",
             )
+            if self.soft_fail:  # as the worker path does with its TimeoutError
+                raise AirflowSkipException(f"soft_fail: {err}") from err
             raise
 
     def _complete(self, context: Context, verdict: Verdict, status: JobStatus, seen: dict[str, Any]) -> Any:

@@ -164,12 +164,6 @@ def test_deferral_timeout_fails_the_operator():
         cdm(timeout=60).resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TaskDeferralTimeout,
-    reason="operators/base.py StartJobOperator.resume_execution re-raises TaskDeferralTimeout even with "
-    "soft_fail=True, while the worker path turns its TimeoutError into a skip",
-)
 def test_deferral_timeout_is_skipped_with_soft_fail(inject):
     op = cdm(timeout=60, soft_fail=True, deferrable=True)
     inject(op, FakeCdmHook(service="cdm"))
