@@ -80,6 +80,11 @@ def parse_states(names: Iterable[str | JobState] | str, *, arg_name: str = "stat
         raise ValueError(f"{arg_name}: {err}") from None
 
 
+_STATE_SETS: dict[frozenset[JobState], frozenset[JobState]] = {
+    s: s for s in (DEFAULT_SUCCESS_STATES, DEFAULT_FAILURE_STATES, TERMINAL_STATES)
+}
+
+
 def resolve_state_sets(
     success_states: Iterable[str | JobState] | None, failure_states: Iterable[str | JobState] | None
 ) -> tuple[frozenset[JobState], frozenset[JobState]]:
@@ -92,9 +97,11 @@ def resolve_state_sets(
     if not success:
         raise ValueError(f"success_states must name at least one state. Valid states: {VALID_STATE_NAMES}.")
     if failure_states is None:
-        failure = TERMINAL_STATES - success
+        failure = DEFAULT_FAILURE_STATES if success == DEFAULT_SUCCESS_STATES else TERMINAL_STATES - success
     else:
         failure = parse_states(failure_states, arg_name="failure_states")
+    # One shared frozenset per distinct set: thousands of waits with the same rules hold no copies.
+    success, failure = _STATE_SETS.setdefault(success, success), _STATE_SETS.setdefault(failure, failure)
     both = success & failure
     if both:
         names = ", ".join(sorted(s.value for s in both))

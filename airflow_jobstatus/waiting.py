@@ -13,7 +13,6 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -99,8 +98,9 @@ class JobWatch:
         self.last_status: JobStatus | None = None
         #: The last non-empty subjob list (a finished DLI job stops listing them).
         self.last_sub_jobs: list[dict[str, Any]] = []
-        #: One compact entry per change of state, progress or task counts, bounded.
-        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LIMIT)
+        #: One compact entry per change of state, progress or task counts, the last HISTORY_LIMIT kept
+        #: (a list: a deque(maxlen=...) costs ~700 bytes per wait before its first entry).
+        self.history: list[dict[str, Any]] = []
 
     # -- deciding ------------------------------------------------------------------------------
     def verdict(self, status: JobStatus) -> Verdict:
@@ -135,6 +135,8 @@ class JobWatch:
         entry = {"state": status.state.value, "progress": status.progress, "tasks": [done, total]}
         if not self.history or {k: self.history[-1][k] for k in entry} != entry:
             self.history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry})
+            if len(self.history) > HISTORY_LIMIT:
+                del self.history[0]
 
     def snapshot(self) -> dict[str, Any]:
         """What the wait saw, as plain JSON: the last subjobs and the progress history."""
