@@ -494,7 +494,8 @@ class GoogleJobHook(JobStatusHook[R]):
         self.gcp_conn_id = self.conn_id
         self.impersonation_chain = impersonation_chain
         self._conn: GoogleConnection | None = None
-        self._sync_clients: dict[tuple[str, Endpoint], Any] = {}
+        #: Sync clients by (service, endpoint), built on first use (a waiting trigger never needs one).
+        self._sync_clients: dict[tuple[str, Endpoint], Any] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gcp_conn_id={self.conn_id!r}, timeout={self.timeout})"
@@ -604,6 +605,8 @@ class GoogleJobHook(JobStatusHook[R]):
     def sync_client(self, endpoint: Endpoint) -> Any:
         """This hook's client at ``endpoint``, built on first use."""
         key = (self.client_kind.name, endpoint)
+        if self._sync_clients is None:
+            self._sync_clients = {}
         client = self._sync_clients.get(key)
         if client is None:
             conn = self._conn or self.google_connection()  # the call's target has just read it
@@ -645,9 +648,9 @@ class GoogleJobHook(JobStatusHook[R]):
 
     def close(self) -> None:
         """Close this hook's sync clients' channels."""
-        for client in self._sync_clients.values():
+        for client in (self._sync_clients or {}).values():
             client.transport.close()
-        self._sync_clients.clear()
+        self._sync_clients = None
 
 
 @dataclass(frozen=True)
