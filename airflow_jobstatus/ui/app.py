@@ -116,6 +116,9 @@ def create_app(reader: LiveReader | None = None) -> FastAPI:
         now = datetime.now(timezone.utc)
         dag_ids = await run_in_threadpool(_readable_dag_ids, user)
         found = await run_in_threadpool(_collect, dag_ids, now - timedelta(hours=hours), dag_id)
+        dags = sorted({job.dag_id for job in found})
+        if service:  # before the live reads: a filtered-out job is not read
+            found = [job for job in found if job.service == service]
 
         live = live and bool(_setting("live_refresh", True))
         default_interval = float(_setting("default_poll_interval", 60.0))
@@ -145,9 +148,6 @@ def create_app(reader: LiveReader | None = None) -> FastAPI:
             )
             for job in found
         ]
-        dags = sorted({r["dag_id"] for r in rows})
-        if service:
-            rows = [r for r in rows if r["service"] == service]
         if state:
             rows = [r for r in rows if (r["state"] or "") == state]
         rows.sort(key=board.sort_key, reverse=True)

@@ -7,6 +7,7 @@
   var API = new URL("../api/jobs", document.currentScript.src);
   var timer = null;
   var filtersFilled = false;
+  var shownDags = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -166,12 +167,22 @@
       filtersFilled = true;
     }
     var dag = $("filter-dag").value || query.get("dag_id") || "";
-    fill($("filter-dag"), data.dags.concat(dag && data.dags.indexOf(dag) < 0 ? [dag] : []).map(function (d) {
-      return { value: d, text: d };
-    }), dag);
+    var dags = data.dags.concat(dag && data.dags.indexOf(dag) < 0 ? [dag] : []);
+    if (dags.join("\n") !== shownDags) { // refilled only when the list changes (an open list stays open)
+      fill($("filter-dag"), dags.map(function (d) { return { value: d, text: d }; }), dag);
+      shownDags = dags.join("\n");
+    }
     $("window-hours").textContent = String(data.window_hours);
+    // Rows whose data did not change keep their element (a link under the pointer stays put).
     var body = $("jobs").tBodies[0];
-    body.replaceChildren.apply(body, data.jobs.map(row));
+    var previous = {};
+    Array.prototype.forEach.call(body.rows, function (tr) { previous[tr.getAttribute("data-key")] = tr; });
+    body.replaceChildren.apply(body, data.jobs.map(function (job) {
+      var key = JSON.stringify(job);
+      var tr = previous[key] || row(job);
+      tr.setAttribute("data-key", key);
+      return tr;
+    }));
     $("empty").hidden = data.jobs.length > 0;
     $("message").hidden = true;
     $("status").textContent = data.jobs.length + (data.jobs.length === 1 ? " job" : " jobs")
