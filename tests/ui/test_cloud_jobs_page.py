@@ -102,6 +102,12 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     try:
         for service in REGISTRY:
             sim.set_default_timeline(service, slower(sim.core.default_timeline(service)))
+        # The Dataproc sensor starts a while after the job is submitted (another task submits it):
+        # its job runs long enough for the sensor's deferral to be seen before the job ends.
+        sim.set_default_timeline(
+            "dataproc",
+            [{"state": "PENDING", "duration": 4}, {"state": "RUNNING", "duration": 26}, {"state": "DONE"}],
+        )
         with standalone(tmp_path_factory.mktemp("cloud-jobs"), sim) as deployment:
             airflow = deployment.airflow
             for dag_id in (DAG_ID, FAILING_DAG, OPS_DAG):
@@ -148,6 +154,21 @@ def board_rows(deployment: Deployment, user: str, **params: Any) -> list[dict[st
     return list(response.json()["jobs"])
 
 
+def settled_rows(
+    scene: Scene, user: str, expected: dict[Any, tuple[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    """The user's rows once each job shows its expected state (a live read may still be on its way)."""
+    expected = scene.expected if expected is None else expected
+
+    def check() -> list[dict[str, Any]] | None:
+        rows = board_rows(scene.deployment, user)
+        seen = {(r["dag_id"], r["run_id"], r["task_id"]): (r["service"], r["state"]) for r in rows}
+        return rows if seen == expected else None
+
+    rows: list[dict[str, Any]] = scene.deployment.airflow.wait_for(f"{user}'s rows", check, 120)
+    return rows
+
+
 def airflow_link(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> str | None:
     """The console link Airflow itself shows for the task (its operator extra link), if any."""
     body = deployment.airflow.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")
@@ -162,7 +183,7 @@ def test_the_board_api_requires_a_login(scene: Scene) -> None:
 
 def test_the_board_lists_one_row_per_job_with_its_state(scene: Scene) -> None:
     deployment = scene.deployment
-    rows = rows_by_task(board_rows(deployment, "admin"))
+    rows = rows_by_task(settled_rows(scene, "admin"))
     assert {k: (r["service"], r["state"]) for k, r in rows.items()} == scene.expected
 
     cdm = rows[(DAG_ID, scene.run1, "cdm_migration")]
@@ -190,7 +211,7 @@ def test_console_links_are_the_ones_airflow_shows(scene: Scene) -> None:
     deployment = scene.deployment
     huawei = deployment.sim.connections()["huaweicloud_default"]["extra"]
     google = deployment.sim.connections()["google_cloud_default"]["extra"]
-    for (dag_id, run_id, task_id), row in rows_by_task(board_rows(deployment, "admin")).items():
+    for (dag_id, run_id, task_id), row in rows_by_task(settled_rows(scene, "admin")).items():
         expected = airflow_link(deployment, dag_id, run_id, task_id)
         if expected is None:  # never on a worker (started in the triggerer): the registry's URL
             spec = REGISTRY[row["service"]]
@@ -204,9 +225,10 @@ def test_console_links_are_the_ones_airflow_shows(scene: Scene) -> None:
 
 def test_a_user_without_access_to_a_dag_gets_none_of_its_jobs(scene: Scene) -> None:
     deployment = scene.deployment
-    admin = {r["dag_id"] for r in board_rows(deployment, "admin")}
-    viewer = {r["dag_id"] for r in board_rows(deployment, "viewer")}
-    ops_viewer = {r["dag_id"] for r in board_rows(deployment, "ops_viewer")}
+    not_ops = {k: v for k, v in scene.expected.items() if k[0] != OPS_DAG}
+    admin = {r["dag_id"] for r in settled_rows(scene, "admin")}
+    viewer = {r["dag_id"] for r in settled_rows(scene, "viewer", not_ops)}
+    ops_viewer = {r["dag_id"] for r in settled_rows(scene, "ops_viewer")}
     assert admin == ops_viewer == {DAG_ID, FAILING_DAG, OPS_DAG}
     assert viewer == {DAG_ID, FAILING_DAG}
     # The API server's own routes agree: the viewer may not read that DAG at all.
@@ -256,6 +278,23 @@ return Array.from(document.querySelectorAll('tr.job')).map(function (r) {
 """
 
 
+def click(driver: Any, css: str) -> str:
+    """Click the first element matching ``css``; returns its href. Retried if a refresh replaced it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(d: Any) -> str | None:
+        try:
+            element = d.find_element(By.CSS_SELECTOR, css)
+            href = str(element.get_attribute("href"))
+            element.click()
+            return href
+        except StaleElementReferenceException:
+            return None
+
+    return str(wait(driver, f"a click on {css}", attempt))
+
+
 def open_board(driver: Any, deployment: Deployment, user: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -279,7 +318,7 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
 
     deployment = scene.deployment
     expected = scene.expected
-    api_rows = rows_by_task(board_rows(deployment, "admin"))
+    api_rows = rows_by_task(settled_rows(scene, "admin"))
     ARTIFACTS.mkdir(exist_ok=True)
     with chromium() as driver:
         open_board(driver, deployment, "admin")
@@ -346,9 +385,8 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
 
         # A console link opens the job's console page in a new tab (no network: every host but
         # loopback resolves to nothing in this browser).
-        link = driver.find_element(By.CSS_SELECTOR, "tr.job a.console-link")
-        url, handles = link.get_attribute("href"), set(driver.window_handles)
-        link.click()
+        handles = set(driver.window_handles)
+        url = click(driver, "tr.job a.console-link")
         new = wait(driver, "a new tab", lambda d: set(d.window_handles) - handles)
         board_tab = driver.current_window_handle
         driver.switch_to.window(new.pop())
@@ -360,9 +398,7 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
 
         # A task link opens the task instance in the Airflow UI itself (the whole window).
         driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe[title='Cloud jobs']"))
-        task_link = driver.find_element(By.CSS_SELECTOR, "tr.job a.task-link")
-        target = task_link.get_attribute("href")
-        task_link.click()
+        target = click(driver, "tr.job a.task-link")
         driver.switch_to.default_content()
         wait(driver, "the task instance page", lambda d: d.current_url == target)
         assert "/dags/" in target and target.endswith("/tasks/dli_sql")
