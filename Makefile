@@ -2,9 +2,10 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+DEPLOY_STAMP := $(VENV)/.deployment-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck pytest bench simulate clean
+.PHONY: install demo test lint typecheck pytest test-deployment bench simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The deployment harness's PostgreSQL drivers (the harness installs the PostgreSQL server itself).
+$(DEPLOY_STAMP): $(STAMP)
+	$(VENV)/bin/uv pip install --python $(PY) -q -c constraints.txt -e '.[vertex,test,deployment]' \
+	  || $(PY) -m pip install -q -c constraints.txt -e '.[vertex,test,deployment]'
+	@touch $(DEPLOY_STAMP)
 
 demo: install
 	$(VENV)/bin/airflow-jobstatus demo
@@ -29,6 +36,10 @@ pytest: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
+
+# PostgreSQL + scheduler, dag-processor, api-server and two triggerers as separate processes (docs/deployment.md).
+test-deployment: $(DEPLOY_STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m deployment -rfExX tests/deployment
 
 bench: install
 	$(PY) benchmarks/run.py

@@ -1,0 +1,554 @@
+"""Processes of the deployment harness: a throwaway PostgreSQL, the simulator, and Airflow's components.
+
+Every process is started in its own session (so its process group id is its pid) and stopped by
+that group: SIGTERM, a grace period, then SIGKILL for whatever is left. Nothing is found or killed
+by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+import psutil
+import pytest
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+DAGS = HERE / "dags"
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], T],
+    timeout: float,
+    interval: float = 1.0,
+    on_fail: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``check()`` until it returns a truthy value; pytest.fail naming ``what`` if it never does.
+
+    HTTP and database errors count as "not yet" (a component may be starting or busy).
+    """
+    import psycopg2
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+        retry=retry_if_result(lambda v: not v)
+        | retry_if_exception_type((httpx.HTTPError, psycopg2.OperationalError)),
+    )
+    try:
+        return retrying(check)
+    except RetryError as err:
+        last = err.last_attempt
+        detail = repr(last.exception()) if last.failed else repr(last.result())
+        extra = on_fail() if on_fail else ""
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {detail[:500]})\n{extra}")
+
+
+# ---- process sessions -------------------------------------------------------------------------------
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes of session ``sid``.
+
+    A component is started as the leader of a new session; everything it starts stays in that
+    session, including what moves to a process group of its own (Airflow's task and trigger-runner
+    processes call setpgid), unless it calls setsid itself (PostgreSQL's postmaster does).
+    """
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getsid(proc.pid) == sid:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return members
+
+
+def stop_session(sid: int, grace: float = 20.0, first: signal.Signals = signal.SIGTERM) -> None:
+    """``first`` to the leader's process group, up to ``grace`` s to exit, then SIGKILL the whole session."""
+    if first != signal.SIGKILL and session_members(sid):
+        with suppress(ProcessLookupError):
+            os.killpg(sid, first)
+        deadline = time.monotonic() + grace
+        while session_members(sid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    for _ in range(3):
+        members = session_members(sid)
+        if not members:
+            return
+        for member in members:
+            with suppress(psutil.NoSuchProcess):
+                member.kill()
+        psutil.wait_procs(members, timeout=10)
+
+
+@dataclass
+class Proc:
+    """One process started as a session (and process group) leader: ``pid`` is its session id."""
+
+    name: str
+    popen: subprocess.Popen[Any]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def members(self) -> list[psutil.Process]:
+        return session_members(self.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the session's live processes and the children they have reaped."""
+        total = 0.0
+        for member in self.members():
+            try:
+                t = member.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                continue
+        return total
+
+    def stop(self, grace: float = 20.0) -> None:
+        stop_session(self.pid, grace)
+        self.reap()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the session at once (a lost node), and reap the leader."""
+        stop_session(self.pid, first=signal.SIGKILL)
+        self.reap()
+
+    def reap(self) -> None:
+        with suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+
+
+def spawn(
+    name: str, argv: list[str], env: dict[str, str], log: Path, stdout: int | IO[Any] | None = None
+) -> Proc:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out if stdout is None else stdout,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(REPO),
+        )
+    return Proc(name, popen, log)
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------------
+
+
+def postgres_bindir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<major>/bin`` holding initdb and pg_ctl."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    found = [d for d in found if (d / "pg_ctl").exists() and (d / "postgres").exists()]
+    return max(found, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0) if found else None
+
+
+def install_postgres(log: Path) -> Path:
+    """``apt-get install postgresql`` (no default cluster is created); the bin dir, or pytest.fail."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb) and cannot be installed "
+            "here (needs root and apt-get): run `apt-get install -y postgresql`."
+        )
+    conf = Path("/etc/postgresql-common/createcluster.conf")
+    if not conf.exists():  # Debian's postinst would otherwise create and start a "main" cluster
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("create_main_cluster = false\n")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with log.open("ab") as out:
+        for argv in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+        ):
+            done = subprocess.run(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600
+            )
+            if done.returncode != 0:
+                pytest.fail(
+                    f"`{' '.join(argv)}` failed (exit {done.returncode}); cannot install PostgreSQL:\n{log_tail(log)}"
+                )
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.fail(
+            f"apt-get installed postgresql but no /usr/lib/postgresql/*/bin/initdb exists:\n{log_tail(log)}"
+        )
+    return bindir
+
+
+@dataclass
+class Postgres:
+    """A throwaway cluster in a temp dir, owned by the ``postgres`` system user when run as root."""
+
+    bindir: Path
+    root: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="jobstatus-deploy-pg-", dir="/tmp"))
+    )
+    port: int = field(default_factory=free_port)
+    user: str = "airflow"
+    database: str = "airflow"
+    postmaster_pid: int | None = None
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={self.database}"
+
+    def _run(self, *argv: str, timeout: float = 120) -> None:
+        command = [str(self.bindir / argv[0]), *argv[1:]]
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        with self.log.open("ab") as out:
+            done = subprocess.run(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                cwd=str(self.root),
+            )
+        if done.returncode != 0:
+            pytest.fail(f"`{' '.join(command)}` failed (exit {done.returncode}):\n{log_tail(self.log)}")
+
+    def start(self) -> Postgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.log.touch()
+        if os.geteuid() == 0:
+            shutil.chown(self.log, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-p {self.port}",
+                f"-k {self.root}",  # the unix socket, out of /var/run/postgresql
+                "-c max_connections=300",
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",  # throwaway data
+            ]
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "120", "start"
+        )
+        self.postmaster_pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database)
+        return self
+
+    def stop(self) -> None:
+        pid = self.postmaster_pid
+        if pid is not None and psutil.pid_exists(pid):
+            with suppress(Exception, pytest.fail.Exception):  # a failed stop falls through to the kill
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop", timeout=90)
+            stop_session(pid, grace=10.0)  # the postmaster leads a session of its own (pg_ctl setsid)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn(), connect_timeout=10)
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+
+# ---- the simulator ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SimProc:
+    """``simserver.py`` in its own process, driven over its /_sim/ API and the harness API."""
+
+    proc: Proc
+    http_url: str
+    harness_url: str
+    env: dict[str, str]
+    sim: httpx.Client
+    harness: httpx.Client
+
+    @classmethod
+    def start(cls, log: Path, env: dict[str, str]) -> SimProc:
+        proc = spawn(
+            "simulator", [sys.executable, str(HERE / "simserver.py")], env, log, stdout=subprocess.PIPE
+        )
+        assert proc.popen.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(proc.popen.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout=120):
+            proc.stop()
+            pytest.fail(f"the simulator did not start within 120 s:\n{log_tail(log)}")
+        line = proc.popen.stdout.readline()
+        if not line:
+            proc.stop()
+            pytest.fail(f"the simulator exited at start:\n{log_tail(log)}")
+        info = json.loads(line)
+        return cls(
+            proc,
+            info["http_url"],
+            info["harness_url"],
+            info["env"],
+            httpx.Client(base_url=info["http_url"] + "/_sim", timeout=30),
+            httpx.Client(base_url=info["harness_url"], timeout=60),
+        )
+
+    def stop(self) -> None:
+        self.sim.close()
+        self.harness.close()
+        self.proc.stop(grace=10)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.sim.post(path, json=body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"simulator: POST /_sim{path} {body}: {response.status_code} {response.text}")
+        return response.json()
+
+    def reset(self) -> None:
+        self.post("/reset", {})
+
+    def add_job(self, service: str, job_id: str, timeline: list[dict[str, Any]] | None, **where: Any) -> None:
+        self.post("/jobs", {"service": service, "job_id": job_id, "timeline": timeline, **where})
+
+    def fault(self, kind: str, count: int, service: str, job_id: str) -> None:
+        self.post("/faults", {"kind": kind, "count": count, "service": service, "job_id": job_id})
+
+    def default_timeline(
+        self, service: str, timeline: list[dict[str, Any]], job_type: str | None = None
+    ) -> None:
+        self.post("/default-timelines", {"service": service, "timeline": timeline, "job_type": job_type})
+
+    def calls(self, service: str | None = None) -> list[dict[str, Any]]:
+        response = self.harness.get("/calls", params={"service": service} if service else {})
+        response.raise_for_status()
+        return list(response.json()["calls"])
+
+    def jobs(self, service: str | None = None) -> list[dict[str, Any]]:
+        response = self.harness.get("/jobs", params={"service": service} if service else {})
+        response.raise_for_status()
+        return list(response.json()["jobs"])
+
+    def release(self, service: str, job_id: str, timeline: list[dict[str, Any]]) -> dict[str, float]:
+        response = self.harness.post(
+            "/release", json={"service": service, "job_id": job_id, "timeline": timeline}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"simulator: release {service}/{job_id}: {response.status_code} {response.text}"
+            )
+        return dict(response.json())
+
+    def flip(self, service: str, job_id: str, on_read: int, timeline: list[dict[str, Any]]) -> None:
+        body = {"service": service, "job_id": job_id, "on_read": on_read, "timeline": timeline}
+        self.harness.post("/flip", json=body).raise_for_status()
+
+
+# ---- Airflow ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Airflow:
+    """One AIRFLOW_HOME, one metadata DB, and Airflow's components as separate processes."""
+
+    home: Path
+    db: Postgres
+    sim: SimProc
+    env: dict[str, str]
+    api_port: int
+    procs: dict[str, Proc] = field(default_factory=dict)
+    triggerer_jobs: dict[str, int] = field(default_factory=dict)
+    api: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}/api/v2", timeout=60)
+
+    @classmethod
+    def environment(
+        cls, home: Path, db: Postgres, sim: SimProc, api_port: int, settings: dict[str, str]
+    ) -> dict[str, str]:
+        """A clean environment (nothing from the test session's own Airflow settings) for every component."""
+        from cryptography.fernet import Fernet
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST", "COV_"))}
+        env.update(sim.env)
+        env.update(
+            PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+            PYTHONPATH=str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db.url,
+            AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),
+            AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
+            AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(32),
+            # No login: the simple auth manager makes every request an admin one.
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+            AIRFLOW__API__HOST="127.0.0.1",
+            AIRFLOW__API__PORT=str(api_port),
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+            **settings,
+        )
+        return env
+
+    def run(self, name: str, *args: str, timeout: float = 600) -> None:
+        """Run one airflow CLI command to completion (in its own process group, killed on timeout)."""
+        proc = spawn(name, [AIRFLOW, *args], self.env, self.home / "logs-components" / f"{name}.log")
+        try:
+            code = proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(
+                f"`airflow {' '.join(args)}` did not finish within {timeout:.0f} s:\n{log_tail(proc.log)}"
+            )
+        if code != 0:
+            pytest.fail(f"`airflow {' '.join(args)}` failed (exit {code}):\n{log_tail(proc.log)}")
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        proc = spawn(
+            name, [AIRFLOW, *args], {**self.env, **(env or {})}, self.home / "logs-components" / f"{name}.log"
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_triggerer(self, name: str) -> Proc:
+        """Start a triggerer and wait for its TriggererJob row (so each job id maps to a process)."""
+        known = {row[0] for row in self.db.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
+        proc = self.start(
+            name, "triggerer", env={"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        )
+
+        def registered() -> int | None:
+            if not proc.alive():
+                pytest.fail(f"{name} exited:\n{log_tail(proc.log)}")
+            rows = self.db.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
+            new = [r[0] for r in rows if r[0] not in known]
+            return new[0] if new else None
+
+        self.triggerer_jobs[name] = wait_for(
+            f"{name} to register", registered, 180, on_fail=lambda: log_tail(proc.log)
+        )
+        return proc
+
+    def check_alive(self) -> None:
+        dead = [
+            f"{n} (exit {p.popen.returncode}):\n{log_tail(p.log)}"
+            for n, p in self.procs.items()
+            if not p.alive() and not n.startswith("killed-")
+        ]
+        if dead:
+            pytest.fail("Airflow components exited:\n" + "\n".join(dead))
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: round(proc.cpu_seconds(), 1) for name, proc in self.procs.items() if proc.alive()}
+
+    def stop(self) -> None:
+        self.api.close()
+        # The scheduler first, so it does not react to the others going away; then the rest.
+        order = sorted(self.procs, key=lambda n: (n != "scheduler", n))
+        for name in order:
+            self.procs[name].stop(grace=30)
+
+    # -- REST API ----------------------------------------------------------------------------------
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.api.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self.api.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        response = self.api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        response.raise_for_status()
+        return str(response.json()["dag_run_id"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(out))
+            out.extend(page["task_instances"])
+            if len(out) >= page["total_entries"] or not page["task_instances"]:
+                return out
+
+    def states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+
+    def state_counts(self, dag_id: str, run_id: str) -> dict[str | None, int]:
+        """TI states of a run counted in the metadata DB (cheap enough to poll, unlike the REST listing)."""
+        rows = self.db.query(
+            "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s GROUP BY state",
+            dag_id,
+            run_id,
+        )
+        return {state: int(n) for state, n in rows}
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def diagnostics(self) -> str:
+        return "\n".join(f"--- {n} ---\n{log_tail(p.log, 15)}" for n, p in self.procs.items())
