@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow.plugins_manager import AirflowPlugin
+try:  # the task SDK's base (a worker without Airflow core loads plugins through it); core's otherwise
+    from airflow.sdk.plugins_manager import AirflowPlugin
+except ImportError:  # pragma: no cover - older task SDKs
+    from airflow.plugins_manager import AirflowPlugin  # type: ignore[assignment]
 
 #: Where the API server mounts the board (the page at ``/cloud-jobs/``, the data at ``/cloud-jobs/api/jobs``).
 URL_PREFIX = "/cloud-jobs"
