@@ -107,6 +107,39 @@ class LoopSampler:
                 start, n = now, 0
 
 
+class GcPauses:
+    """Garbage-collector pauses while installed (``gc.callbacks``): a full collection over tens of
+    thousands of waiting triggers' objects stops the event loop."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._start))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            times = [t for g, t in self.pauses if g == gen]
+            out[f"gen{gen}"] = {
+                "count": len(times),
+                "total_ms": sum(times) * 1000,
+                "max_ms": max(times) * 1000 if times else 0.0,
+            }
+        return out
+
+
 TriggerFactory = Callable[[dict[str, Any]], Any]
 
 
@@ -146,6 +179,7 @@ async def run_fleet(
     tasks: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     launch0 = loop.time()
+    gc_pauses = GcPauses().__enter__()
     for job in sorted(jobs, key=lambda j: j["offset"]):
         delay = launch0 + job["offset"] - loop.time()
         if delay > 0.005:
@@ -153,6 +187,7 @@ async def run_fleet(
         tasks.append(asyncio.create_task(_drive(make_trigger(job), job, results[job["key"]])))
     launched = time.time()
     _, pending = await asyncio.wait(tasks, timeout=max(1.0, timeout - (launched - t0)))
+    gc_pauses.__exit__()
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -176,24 +211,41 @@ async def run_fleet(
         "steady_window": [steady[0][0], steady[-1][0]] if len(steady) > 1 else None,
         "steady_cpu_seconds": steady[-1][2] - steady[0][2] if len(steady) > 1 else None,
         "loop_lag": summary(sampler.lags),
+        "gc_pauses": gc_pauses.summary(),
         "jobs": results,
     }
 
 
 def fleet_main(
-    make_trigger: TriggerFactory, warm_up: Callable[[], Awaitable[None]], argv: Sequence[str]
+    make_trigger: TriggerFactory,
+    warm_up: Callable[[], Awaitable[None]],
+    argv: Sequence[str],
+    counters: Callable[[], dict[str, int]] | None = None,
 ) -> None:
     """Runner protocol: warm up, write ``ready``, wait for the ``plan`` file, run, write ``result``.
 
     Everything runs on one event loop, so clients the warm-up caches per loop are the fleet's too.
+    ``counters``: the runner's own counts (e.g. connection reads); the result has their change over
+    the fleet run as ``counters``.
     """
     ready, plan_path, result_path = argv
 
     async def main() -> dict[str, Any]:
         await warm_up()
+        if os.environ.get("BENCH_GC_FREEZE"):  # run.py --gc-freeze: imports and warm-up out of full GCs
+            gc.collect()
+            gc.freeze()
+        if os.environ.get("BENCH_GC_THRESHOLD"):  # run.py --gc-threshold: fewer, cheaper collections
+            gc.set_threshold(*(int(x) for x in os.environ["BENCH_GC_THRESHOLD"].split(",")))
         write_json(ready, {"pid": os.getpid(), "rss": rss_bytes()})
         plan = await asyncio.to_thread(wait_for_file, plan_path, 600)
-        return await run_fleet(plan["jobs"], make_trigger, plan["poll"], plan["timeout"])
+        before = counters() if counters else {}
+        result = await run_fleet(plan["jobs"], make_trigger, plan["poll"], plan["timeout"])
+        after = counters() if counters else {}
+        result["counters"] = {k: v - before.get(k, 0) for k, v in after.items()}
+        result["gc_frozen"] = gc.get_freeze_count()
+        result["gc_threshold"] = list(gc.get_threshold())
+        return result
 
     write_json(result_path, asyncio.run(main()))
     sys.stdout.flush()

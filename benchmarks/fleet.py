@@ -39,5 +39,15 @@ def warm_up_for(services: list[str]):  # type: ignore[no-untyped-def]
     return warm_up
 
 
+def counters() -> dict[str, int]:
+    """Connection reads of this process so far (the fleet should add at most one per connection per TTL)."""
+    from airflow_jobstatus.hooks import gcp, huaweicloud
+
+    return {
+        "google_connection_reads": gcp.connection_reads(),
+        "huawei_connection_reads": huaweicloud.counters().get("connection_reads", 0),
+    }
+
+
 if __name__ == "__main__":
-    fleet_main(make_trigger, warm_up_for(sys.argv[1].split(",")), sys.argv[2:])
+    fleet_main(make_trigger, warm_up_for(sys.argv[1].split(",")), sys.argv[2:], counters)

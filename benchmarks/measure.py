@@ -171,6 +171,10 @@ def score(
         "calls_ratio_to_min": polls / sum(s["min_calls"] for s in per_service.values()) if polls else None,
         "timed_out": result["timed_out"],
         "simulator_cpu_seconds": sim_cpu,
+        "counters": result.get("counters", {}),
+        "gc_pauses": result.get("gc_pauses", {}),
+        "gc_frozen": result.get("gc_frozen", 0),
+        "gc_threshold": result.get("gc_threshold"),
     }
 
 

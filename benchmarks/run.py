@@ -21,10 +21,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import imports  # noqa: E402
+import pollcost  # noqa: E402
 from common import write_json  # noqa: E402
 from measure import base_env, run_fleet  # noqa: E402
 from plan import REGION  # noqa: E402
-from report import render  # noqa: E402
+from report import render, targets  # noqa: E402
 from simctl import SimProcess  # noqa: E402
 
 ANCHOR_VENV = HERE / ".venv-anchor"
@@ -73,6 +74,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--poke-count", type=int, help="pokes timed per service (default 200)")
     p.add_argument("--import-runs", type=int, help="fresh interpreters per import figure (default 7)")
+    p.add_argument("--floor-n", type=ints, help="fleet sizes for ours vs the memory floor (default 2000)")
+    p.add_argument("--pollcost-n", type=int, help="pollers per poll-cost run (default 1000)")
+    p.add_argument("--pollcost-rounds", type=int, help="rounds of every poll-cost mode (default 3)")
+    p.add_argument("--pollcost-seconds", type=float, help="measured seconds per poll-cost run (default 15)")
+    p.add_argument("--pollcost-warm", type=float, help="warm-up seconds per poll-cost run (default 6)")
+    p.add_argument(
+        "--pollcost-modes", help=f"poll-cost modes (default all: {','.join(pollcost.DEFAULT_MODES)})"
+    )
+    p.add_argument("--no-pollcost", action="store_true", help="skip the poll-cost comparison")
+    p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="runners call gc.freeze() after warm-up (not what a triggerer does: for comparison)",
+    )
+    p.add_argument(
+        "--gc-threshold",
+        help="runners call gc.set_threshold(G0,G1,G2) after warm-up, e.g. 50000,20,100 (for comparison)",
+    )
     p.add_argument("--no-anchor", action="store_true", help="skip everything that needs the anchor venv")
     p.add_argument("--no-poke", action="store_true")
     p.add_argument("--no-imports", action="store_true")
@@ -83,6 +102,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.n is None:
         args.n = [20, 100] if quick else [100, 1000, 5000, 10000]
     args.anchor_n = args.anchor_n if args.anchor_n is not None else ([100] if quick else [1000, 5000])
+    args.floor_n = args.floor_n if args.floor_n is not None else ([100] if quick else [2000])
+    args.pollcost_n = args.pollcost_n or (200 if quick else 1000)
+    args.pollcost_rounds = args.pollcost_rounds or (1 if quick else 3)
+    args.pollcost_seconds = args.pollcost_seconds or (5.0 if quick else 15.0)
+    args.pollcost_warm = args.pollcost_warm or (3.0 if quick else 6.0)
+    modes = args.pollcost_modes.split(",") if args.pollcost_modes else pollcost.DEFAULT_MODES
+    unknown = [m for m in modes if m not in pollcost.MODES]
+    if unknown:
+        p.error(f"unknown poll-cost modes {unknown}; choose from {', '.join(pollcost.MODES)}")
+    args.pollcost_modes = tuple(modes)
     args.poll = args.poll or (2.0 if quick else 10.0)
     lo, hi = (float(x) for x in (args.end or ("10,16" if quick else "30,60")).split(","))
     args.end = (lo, hi)
@@ -150,7 +179,7 @@ def fleets(args: argparse.Namespace, sim: SimProcess, env: dict[str, str], ancho
         "seed": args.seed,
         "log_dir": args.log_dir,
     }
-    out: dict[str, Any] = {"ours": [], "comparison": []}
+    out: dict[str, Any] = {"ours": [], "comparison": [], "floor": []}
     for n in args.n:
         log(f"our fleet: N={n} over {','.join(args.services)}")
         try:
@@ -171,6 +200,17 @@ def fleets(args: argparse.Namespace, sim: SimProcess, env: dict[str, str], ancho
                 pair[label] = {"label": label, "n": n, "failed": str(err)}
             log(f"  → {summary_line(pair[label])}")
         out["comparison"].append(pair)
+    floor_runner = [sys.executable, str(HERE / "floor.py")]
+    for n in args.floor_n:
+        pair = {}
+        for label, runner in (("ours", ours_runner), ("floor", floor_runner)):
+            log(f"memory floor: {label} N={n} over dataproc")
+            try:
+                pair[label] = run_fleet(sim, runner, env, n=n, services=("dataproc",), label=label, **common)
+            except RuntimeError as err:
+                pair[label] = {"label": label, "n": n, "failed": str(err)}
+            log(f"  → {summary_line(pair[label])}")
+        out["floor"].append(pair)
     return out
 
 
@@ -237,6 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"environment": environment(anchor), "settings": settings(args)}
     with tempfile.TemporaryDirectory(prefix="bench-home-") as home, SimProcess() as sim:
         env = base_env(sim, home)
+        if args.gc_freeze:
+            env["BENCH_GC_FREEZE"] = "1"
+        if args.gc_threshold:
+            env["BENCH_GC_THRESHOLD"] = args.gc_threshold
+        if not args.no_pollcost:
+            log(f"poll cost: {args.pollcost_rounds} round(s) of {len(args.pollcost_modes)} modes")
+            results["pollcost"] = pollcost.run(
+                sim,
+                env,
+                rounds=args.pollcost_rounds,
+                n=args.pollcost_n,
+                interval=5.0,
+                warm=args.pollcost_warm,
+                seconds=args.pollcost_seconds,
+                modes=args.pollcost_modes,
+                log=log,
+            )
         results["fleet"] = fleets(args, sim, env, anchor)
         if not args.no_poke:
             log("poke cost")
@@ -252,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out_dir / "last-full.json", results)
         (args.out_dir / "last-full.md").write_text(render(results), encoding="utf-8")
     log(f"wrote {args.out_dir / 'latest.md'} and latest.json")
+    print("\nTargets:\n" + "\n".join(targets(results)), flush=True)
     return 0
 
 
@@ -267,6 +325,18 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "poke_count": args.poke_count,
         "import_runs": args.import_runs,
+        "floor_n": args.floor_n,
+        "gc_freeze": args.gc_freeze,
+        "gc_threshold": args.gc_threshold,
+        "pollcost": None
+        if args.no_pollcost
+        else {
+            "n": args.pollcost_n,
+            "rounds": args.pollcost_rounds,
+            "seconds": args.pollcost_seconds,
+            "warm": args.pollcost_warm,
+            "modes": list(args.pollcost_modes),
+        },
         "region": REGION,
     }
 

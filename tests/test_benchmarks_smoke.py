@@ -13,7 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--n", "20", "--poll", "1"]
     cmd += ["--end", "7,9", "--no-anchor", "--no-imports", "--poke-count", "5", "--out-dir", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    cmd += ["--floor-n", "10", "--pollcost-n", "20", "--pollcost-rounds", "1", "--pollcost-warm", "1.5"]
+    cmd += [
+        "--pollcost-seconds",
+        "2",
+        "--pollcost-modes",
+        "cdm-ours,cdm-aiohttp-floor,cdm-streams-floor,dataproc-ours",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=360)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
     results = json.loads((tmp_path / "latest.json").read_text())
@@ -26,4 +33,20 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     assert {"p99", "max"} <= set(run["loop_lag_ms"]) and run["detection_s"]["count"] == 20
     assert run["calls_per_service"]["dli"]["ratio_to_min"] is not None
     assert "dataproc (get_status)" in results["poke"]
-    assert "| N |" in (tmp_path / "latest.md").read_text()
+    assert set(run["counters"]) == {"google_connection_reads", "huawei_connection_reads"}
+
+    (pair,) = results["fleet"]["floor"]
+    assert pair["floor"]["outcomes"] == {"success": 10} and pair["ours"]["outcomes"] == {"success": 10}
+    assert pair["floor"]["rss_per_trigger_kib"] is not None
+
+    modes = results["pollcost"]["modes"]
+    assert set(modes) == {"cdm-ours", "cdm-aiohttp-floor", "cdm-streams-floor", "dataproc-ours"}
+    for mode, row in modes.items():
+        assert row["errors"] == [0] and row["ms_per_poll"]["median"] is not None, (mode, row)
+    assert "cdm ours / streams floor" in results["pollcost"]["ratios"]
+
+    report = (tmp_path / "latest.md").read_text()
+    assert "| N |" in report
+    for target in ("Huawei poll CPU", "mixed waits", "RSS per waiting trigger", "Connection reads"):
+        assert target in report, target
+    assert "Targets:" in done.stdout and ("→ met" in done.stdout or "NOT met" in done.stdout)
