@@ -1,8 +1,9 @@
 """Session fixtures of the deployment harness: PostgreSQL, the simulator, and one Airflow deployment.
 
 One AIRFLOW_HOME and one deployment per session; the scenarios (test_deployment.py) run against it
-in sequence. Every process is stopped by its process group in the fixtures' finalizers, whatever
-the tests did. Measurements are collected in ``METRICS`` and printed at the end of the run.
+in sequence. Every process is stopped with its whole session (all its process groups) in the
+fixtures' finalizers, whatever the tests did. Measurements are collected in ``METRICS`` and printed
+at the end of the run.
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from typing import Any
 import pytest
 
 from tests.deployment.harness import (
+    METRICS,
     Airflow,
     Postgres,
     SimProc,
     free_port,
     install_postgres,
-    log_tail,
     postgres_bindir,
     wait_for,
 )
 from tests.deployment.plan import FAILOVER_SIZE, FLEET_SIZE, RACE_SIZE
 
-#: Scenario name → what it measured; printed by pytest_terminal_summary and written to metrics.json.
-METRICS: dict[str, dict[str, Any]] = {}
 DAG_IDS = ("deploy_fleet", "deploy_failover", "deploy_race", "deploy_user_kill", "deploy_worker_loss")
 STARTUP_TIMEOUT = 300.0
 #: Lowered so the survivor takes a dead triggerer's triggers over within seconds (defaults: 30 s, 5 s).
@@ -186,6 +185,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out = os.environ.get("JOBSTATUS_DEPLOY_METRICS")
     if out:
         Path(out).write_text(json.dumps(METRICS, indent=2, sort_keys=True))
-
-
-__all__ = ["METRICS", "log_tail"]

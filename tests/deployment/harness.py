@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 DAGS = HERE / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 T = TypeVar("T")
+#: Scenario name → what it measured; printed at the end of the run (conftest.pytest_terminal_summary).
+METRICS: dict[str, dict[str, Any]] = {}
 
 
 def free_port() -> int:
