@@ -3,9 +3,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEPLOY_STAMP := $(VENV)/.deployment-stamp
+UI_STAMP := $(VENV)/.ui-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck pytest test-deployment bench simulate clean
+.PHONY: install demo test lint typecheck pytest test-deployment test-ui chromium bench simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,17 @@ $(DEPLOY_STAMP): $(STAMP)
 	$(VENV)/bin/uv pip install --python $(PY) -q -c constraints.txt -e '.[vertex,test,deployment]' \
 	  || $(PY) -m pip install -q -c constraints.txt -e '.[vertex,test,deployment]'
 	@touch $(DEPLOY_STAMP)
+
+# The Cloud jobs page's browser driver (Selenium).
+$(UI_STAMP): $(STAMP)
+	$(VENV)/bin/uv pip install --python $(PY) -q -c constraints.txt -e '.[vertex,test,ui]' \
+	  || $(PY) -m pip install -q -c constraints.txt -e '.[vertex,test,ui]'
+	@touch $(UI_STAMP)
+
+# Debian's Chromium and its driver (one package version), when missing; needs root, like CI.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
 demo: install
 	$(VENV)/bin/airflow-jobstatus demo
@@ -41,6 +53,10 @@ test: lint typecheck pytest
 test-deployment: $(DEPLOY_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m deployment -rfExX tests/deployment
 
+# The Cloud jobs page in airflow standalone and headless Chromium (docs/ui.md); screenshot in tests/ui/artifacts.
+test-ui: $(UI_STAMP) chromium
+	$(PY) -m pytest -q -p no:cacheprovider -m ui -rfExX tests/ui
+
 bench: install
 	$(PY) benchmarks/run.py
 
@@ -48,4 +64,4 @@ simulate: install
 	$(VENV)/bin/airflow-jobstatus simulate
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .airflow-demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .airflow-demo tests/ui/artifacts

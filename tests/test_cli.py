@@ -238,6 +238,6 @@ def test_unreachable_huawei_endpoint_is_one_line(
     conn = json.loads(sim.env()["AIRFLOW_CONN_HUAWEICLOUD_DEFAULT"])
     conn["extra"]["endpoint"] = "http://127.0.0.1:1"
     monkeypatch.setenv("AIRFLOW_CONN_HW_DOWN", json.dumps(conn))
-    code, out, err = run(capsys, "status", "dli", "j1", "--conn-id", "hw_down")
+    code, _, err = run(capsys, "status", "dli", "j1", "--conn-id", "hw_down")
     assert code == 3
     assert_one_line_error(err, "connection")
