@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import json
 import logging
 import threading
@@ -26,7 +25,9 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.hooks import lazy_import
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.lazy_import import import_modules
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache, TtlCache, env_connection_key
 from airflow_jobstatus.states import JobStatus
 
@@ -233,6 +234,12 @@ def resolve_endpoint(api_endpoint: str | None, default_target: str) -> Endpoint:
     return Endpoint(target, plaintext)
 
 
+def _build_credentials_locked(conn: GoogleConnection) -> Credentials:
+    """``build_credentials`` in a worker thread: google.auth imports lazily, one thread at a time."""
+    with lazy_import.locked():
+        return build_credentials(conn)
+
+
 def build_credentials(conn: GoogleConnection) -> Credentials:
     """Credentials from the connection's key, else Application Default Credentials (blocking)."""
     from google.auth import exceptions as auth_exceptions
@@ -338,8 +345,7 @@ class ClientKind:
     def load(self, asynchronous: bool) -> tuple[type, type]:
         """The (client class, gRPC transport class), imported now; ConfigurationError if not installed."""
         try:
-            module = importlib.import_module(self.package)
-            transports = importlib.import_module(f"{self.package}.transports")
+            module, transports = import_modules(self.package, f"{self.package}.transports")
         except ImportError as err:
             hint = f" Install it with: {self.install_hint}" if self.install_hint else ""
             raise ConfigurationError(
@@ -383,7 +389,7 @@ async def _new_async_channel(endpoint: Endpoint, conn: GoogleConnection) -> Any:
 
     if endpoint.plaintext:
         return grpc.aio.insecure_channel(endpoint.target)
-    credentials = await asyncio.to_thread(build_credentials, conn)
+    credentials = await asyncio.to_thread(_build_credentials_locked, conn)
     return grpc_helpers_async.create_channel(
         endpoint.target, credentials=credentials, default_scopes=[CLOUD_PLATFORM_SCOPE]
     )

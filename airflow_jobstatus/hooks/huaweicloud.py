@@ -17,7 +17,6 @@ import asyncio
 import email.utils
 import hashlib
 import hmac
-import importlib
 import json
 import math
 import re
@@ -41,6 +40,7 @@ from airflow_jobstatus.exceptions import (
     TransientServiceError,
 )
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.lazy_import import import_modules, locked
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache, env_connection_key
 from airflow_jobstatus.services import dli as dli_service
 from airflow_jobstatus.services.huawei import Operation, parse_error_body, quote_segment
@@ -279,8 +279,7 @@ def clear_config_cache() -> None:
 
 def _import_async_modules() -> None:
     global _async_imports_done
-    for module in _ASYNC_MODULES:
-        importlib.import_module(module)
+    import_modules(*_ASYNC_MODULES)  # one thread at a time: see hooks/lazy_import.py
     _async_imports_done = True
 
 
@@ -629,6 +628,21 @@ def _request_gate() -> asyncio.Semaphore:
     return gate
 
 
+def _route(config: HuaweiConfig, service: str) -> tuple[str, str | None, _SessionKey]:
+    """(endpoint, proxy, session key) of ``service`` for this config: worked out once per config."""
+    route: tuple[str, str | None, _SessionKey] | None = config._memo.get(("route", service))
+    if route is None:
+        endpoint = config.endpoint(service)
+        proxy = config.proxy_for(endpoint)
+        parts = urlsplit(endpoint)
+        route = config._memo[("route", service)] = (
+            endpoint,
+            proxy,
+            (f"{parts.scheme}://{parts.netloc}", config.verify_ssl, proxy),
+        )
+    return route
+
+
 async def _aiohttp_session(url: str, verify_ssl: bool, proxy: str | None) -> aiohttp.ClientSession:
     """The shared session for this loop and (scheme://host, verify_ssl, proxy), created on first use."""
     parts = urlsplit(url)
@@ -754,8 +768,10 @@ class HuaweiCloudHook(JobStatusHook[R]):
         return await asyncio.shield(load)
 
     def _load_for_async(self) -> HuaweiConfig:
-        _import_async_modules()
-        return self.config
+        # Worker thread: the first read imports lazily (proxies, secrets backends), one thread at a time.
+        with locked():
+            _import_async_modules()
+            return self.config
 
     def console_scope(self) -> str | None:
         """The connection's region (the Huawei console needs it)."""
@@ -838,9 +854,11 @@ class HuaweiCloudHook(JobStatusHook[R]):
         import aiohttp
 
         config = await self.aconfig()
-        signed = sign(op, config, config.endpoint(self.service))
-        proxy = config.proxy_for(signed.url)
-        session = await _aiohttp_session(signed.url, config.verify_ssl, proxy)
+        endpoint, proxy, key = _route(config, self.service)
+        signed = sign(op, config, endpoint)
+        session = _SESSIONS.values().get(key)
+        if session is None or session.closed:
+            session = await _aiohttp_session(signed.url, config.verify_ssl, proxy)
         failure: ServiceError | None = None
         try:
             reply = await _aiohttp_exchange(
