@@ -414,12 +414,6 @@ def task_process(af: Airflow, dag_id: str, run_id: str, task_id: str) -> psutil.
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the final checks; a harness failure (pytest.fail) still fails the test
-    reason="lifecycle issue: a retry after the worker died calls start() again, so a second CDM/DLI job is "
-    "started (the submitted id is in XCom but not reused); fixed separately",
-)
 def test_worker_loss_after_submit_does_not_submit_twice(deployment: Airflow) -> None:
     """SIGKILL the task process right after its submit; the retry (retries=1) must not start a second job."""
     af, sim = deployment, deployment.sim
@@ -478,14 +472,6 @@ def test_worker_loss_after_submit_does_not_submit_twice(deployment: Airflow) -> 
     assert states == {"cdm_op": "success", "dli_op": "success"}, states
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the final checks; a harness failure (pytest.fail) still fails the test
-    reason="Airflow race (apache/airflow#67287 queued, #72716 running; open in 3.3.2): a trigger firing "
-    "right after deferral can be applied before the scheduler processes the worker's exit, which it then "
-    "takes for an external kill. Passes once the provider's trigger first polls one interval after the "
-    "task's own read (see docs/deployment.md).",
-)
 def test_trigger_firing_right_after_deferral(deployment: Airflow) -> None:
     """Sensors whose job is done by the trigger's first read: no 'state mismatch', every task succeeds."""
     af, sim = deployment, deployment.sim
