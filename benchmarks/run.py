@@ -76,9 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--import-runs", type=int, help="fresh interpreters per import figure (default 7)")
     p.add_argument("--floor-n", type=ints, help="fleet sizes for ours vs the memory floor (default 2000)")
     p.add_argument("--pollcost-n", type=int, help="pollers per poll-cost run (default 1000)")
-    p.add_argument("--pollcost-rounds", type=int, help="rounds of every poll-cost mode (default 3)")
-    p.add_argument("--pollcost-seconds", type=float, help="measured seconds per poll-cost run (default 15)")
-    p.add_argument("--pollcost-warm", type=float, help="warm-up seconds per poll-cost run (default 6)")
+    p.add_argument("--pollcost-rounds", type=int, help="rounds of every poll-cost mode (default 4)")
+    p.add_argument("--pollcost-seconds", type=float, help="measured seconds per poll-cost run (default 10)")
+    p.add_argument("--pollcost-warm", type=float, help="warm-up seconds per poll-cost run (default 5.5)")
     p.add_argument(
         "--pollcost-modes", help=f"poll-cost modes (default all: {','.join(pollcost.DEFAULT_MODES)})"
     )
@@ -104,9 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.anchor_n = args.anchor_n if args.anchor_n is not None else ([100] if quick else [1000, 5000])
     args.floor_n = args.floor_n if args.floor_n is not None else ([100] if quick else [2000])
     args.pollcost_n = args.pollcost_n or (200 if quick else 1000)
-    args.pollcost_rounds = args.pollcost_rounds or (1 if quick else 3)
-    args.pollcost_seconds = args.pollcost_seconds or (5.0 if quick else 15.0)
-    args.pollcost_warm = args.pollcost_warm or (3.0 if quick else 6.0)
+    args.pollcost_rounds = args.pollcost_rounds or (1 if quick else 4)
+    args.pollcost_seconds = args.pollcost_seconds or (5.0 if quick else 10.0)
+    args.pollcost_warm = args.pollcost_warm or (3.0 if quick else 5.5)
     modes = args.pollcost_modes.split(",") if args.pollcost_modes else pollcost.DEFAULT_MODES
     unknown = [m for m in modes if m not in pollcost.MODES]
     if unknown:
