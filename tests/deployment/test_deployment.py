@@ -261,7 +261,33 @@ def test_fleet(deployment: Airflow) -> None:
     result = run_fleet(deployment, "deploy_fleet", FLEET)
     metrics = check_fleet(result)
     metrics["operators_single_submission"] = check_single_submissions(result)
+    # A wait that ends in a service error (its error budget spent) returns to a worker by design, to
+    # raise that error there (README, lifecycle table); every other sensor never touches a worker.
+    service_errors = {
+        w.task_id for w in result.waits if w.variant.faults > 0 and w.variant.expected == "failed"
+    }
+    metrics["sensor_worker_starts"] = check_sensors_never_on_a_worker(
+        deployment, "deploy_fleet", result.run_id, allowed=service_errors
+    )
     METRICS["fleet"] = metrics
+
+
+def check_sensors_never_on_a_worker(af: Airflow, dag_id: str, run_id: str, allowed: set[str]) -> int:
+    """Deferrable sensors with plain job ids start and end in the triggerer: no task instance of theirs
+    was ever queued for a worker (``queued_dttm``) or ran in a worker process (``pid``, ``hostname``)."""
+    rows = af.db.query(
+        "SELECT task_id, operator, queued_dttm, pid, hostname FROM task_instance "
+        "WHERE dag_id = %s AND run_id = %s",
+        dag_id,
+        run_id,
+    )
+    sensors = [row for row in rows if str(row[1]).endswith("Sensor")]
+    assert sensors, rows
+    on_a_worker = sorted(
+        task for task, _, queued, pid, host in sensors if (queued or pid or host) and task not in allowed
+    )
+    assert not on_a_worker, f"{len(on_a_worker)} of {len(sensors)} sensors started on a worker: {on_a_worker}"
+    return len(on_a_worker)
 
 
 def triggers_by_triggerer(af: Airflow, dag_id: str, run_id: str) -> dict[str, int | None]:
