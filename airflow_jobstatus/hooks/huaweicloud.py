@@ -42,7 +42,6 @@ from airflow_jobstatus.exceptions import (
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
 from airflow_jobstatus.hooks.lazy_import import import_modules, locked
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache, env_connection_key
-from airflow_jobstatus.services import dli as dli_service
 from airflow_jobstatus.services.huawei import Operation, parse_error_body, quote_segment
 
 if TYPE_CHECKING:
@@ -528,12 +527,10 @@ def http_error(
     detail = _clip(scrub(message or "no message"))
     kw: dict[str, Any] = {"service": service, "job_id": op.job_id, "code": code or status}
     text = scrub(f"{op.action} for job {op.job_id!r} failed with HTTP {status}: {detail}")
-    unknown_dli_job = (
-        status == 400 and op.is_read and service == dli_service.NAME and code == dli_service.UNKNOWN_JOB_CODE
-    )
+    unknown_job = status == 400 and code is not None and code in op.not_found_codes  # e.g. DLI's DLI.0002
     if status in (401, 403):
         return AuthenticationError(f"{text} (check the connection's AK/SK and project_id)", **kw)
-    if status == 404 or unknown_dli_job:
+    if status == 404 or unknown_job:
         place = f" in {where}" if where else ""
         return JobNotFoundError(scrub(f"job {op.job_id!r} not found{place} (HTTP {status}: {detail})"), **kw)
     if status in TRANSIENT_STATUSES or status >= 500:

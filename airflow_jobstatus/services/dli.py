@@ -80,12 +80,11 @@ def status_op(ref: DliJobRef) -> Operation:
     """SQL: the progress call (status, progress, subjobs); Spark: the batch state."""
     job = quote_segment(ref.job_id)
     if ref.job_type == "sql":
-        return Operation(
-            "get status", "GET", f"/v1/{{project_id}}/jobs/{job}/progress", ref.job_id, is_read=True
-        )
-    return Operation(
-        "get status", "GET", f"/v2.0/{{project_id}}/batches/{job}/state", ref.job_id, is_read=True
-    )
+        path = f"/v1/{{project_id}}/jobs/{job}/progress"
+    else:
+        path = f"/v2.0/{{project_id}}/batches/{job}/state"
+    # An unknown job id is a 400 DLI.0002 on a read: a not-found (in a finished job's message it is not).
+    return Operation("get status", "GET", path, ref.job_id, is_read=True, not_found_codes=(UNKNOWN_JOB_CODE,))
 
 
 def cancel_op(ref: DliJobRef) -> Operation:

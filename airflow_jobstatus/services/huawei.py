@@ -24,8 +24,10 @@ class Operation:
     body: Mapping[str, Any] | None = None
     #: Whether a 2xx answer must carry a JSON object (a status read does; a cancel may be empty).
     body_required: bool = True
-    #: Whether the call reads the job (so "not found" means the job is gone, see DLI.0002).
+    #: Whether the call reads the job (so "not found" means the job is gone).
     is_read: bool = False
+    #: Error codes that, on an HTTP 400 answer to this call, mean "no such job" (the service's own).
+    not_found_codes: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
 
 
