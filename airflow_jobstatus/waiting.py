@@ -95,7 +95,6 @@ class JobWatch:
         self.errors = 0
         self._error_since: float | None = None
         self._last_key: tuple[str, str, str | None] | None = None
-        self.last_status: JobStatus | None = None
         #: The last non-empty subjob list (a finished DLI job stops listing them).
         self.last_sub_jobs: list[dict[str, Any]] = []
         #: One compact entry per change of state, progress or task counts, the last HISTORY_LIMIT kept
@@ -106,7 +105,6 @@ class JobWatch:
     def verdict(self, status: JobStatus) -> Verdict:
         """What ``status`` means under this watch's rules; logs the poll's progress line."""
         self.polls += 1
-        self.last_status = status
         self.log.info("%s", status.summary())
         self._remember(status)
         key = (status.state.value, status.native_state, status.substate)
@@ -184,11 +182,11 @@ class JobWatch:
             self._ok()
             return result
 
-    async def aread(self, fetch: Callable[[], Awaitable[T]]) -> T:
-        """``read`` for a coroutine, sleeping without blocking the event loop."""
+    async def aread(self, fetch: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``read`` for a coroutine function (called with ``args``), sleeping without blocking the loop."""
         while True:
             try:
-                result = await fetch()
+                result = await fetch(*args)
             except Exception as err:
                 await asyncio.sleep(self.on_error(err))
                 continue

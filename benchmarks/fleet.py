@@ -6,6 +6,7 @@ Usage: fleet.py SERVICES READY_FILE PLAN_FILE RESULT_FILE (SERVICES comma-separa
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,14 @@ from plan import job_ref
 
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 
+_TRIGGER_IDS = itertools.count(1)
+
 
 def make_trigger(job: dict[str, Any]) -> JobStatusTrigger:
-    """The trigger a deferred sensor would hand the triggerer for this job."""
-    return JobStatusTrigger(job["service"], job["ref"], poll_interval=job["poll"])
+    """The trigger a deferred sensor would hand the triggerer for this job, with the id the triggerer sets."""
+    trigger = JobStatusTrigger(job["service"], job["ref"], poll_interval=job["poll"])
+    trigger.trigger_id = next(_TRIGGER_IDS)
+    return trigger
 
 
 def warm_up_for(services: list[str]):  # type: ignore[no-untyped-def]

@@ -271,9 +271,13 @@ def fleet_targets(res: dict[str, Any]) -> list[str]:
             and calls is not None
             and calls <= 1 + CALLS_TOLERANCE
         )
-        name = f"{r['n']:,} mixed waits ({len(r['services'])} services)"
+        name = f"{r['n']:,} mixed waits ({len(r['services'])} services) at {poll:g} s"
+        if r.get("gc_setting"):
+            name += f" with [jobstatus] triggerer_gc_threshold = {r['gc_setting']}"
+        else:
+            name += ", CPython's default GC"
         lines.append(
-            f"- {name} at {poll:g} s: every wait ended correctly {'yes' if all_ok else 'NO'}; "
+            f"- {name}: every wait ended correctly {'yes' if all_ok else 'NO'}; "
             f"loop lag p99 {f(lag, 1)} ms (target < {TARGET_LAG_P99_MS:g}); detection p99 {f(det)} s "
             f"(target ≤ {poll + 1:g}); calls / minimum {f(calls, 3)} (target = 1) → {_verdict(ok)}"
             f" [full GCs {gc_text(r)}]"

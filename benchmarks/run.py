@@ -28,6 +28,8 @@ from plan import REGION  # noqa: E402
 from report import render, targets  # noqa: E402
 from simctl import SimProcess  # noqa: E402
 
+from airflow_jobstatus.triggerer_gc import RECOMMENDED as GC_SETTING  # noqa: E402
+
 ANCHOR_VENV = HERE / ".venv-anchor"
 ANCHOR_PY = ANCHOR_VENV / "bin" / "python"
 ANCHOR_SERVICES = ("dataproc", "dataflow")
@@ -92,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gc-threshold",
         help="runners call gc.set_threshold(G0,G1,G2) after warm-up, e.g. 50000,20,100 (for comparison)",
     )
+    p.add_argument(
+        "--gc-setting-n",
+        type=ints,
+        help="our mixed fleet again at these sizes with [jobstatus] triggerer_gc_threshold set "
+        "(default 10000; quick: none)",
+    )
     p.add_argument("--no-anchor", action="store_true", help="skip everything that needs the anchor venv")
     p.add_argument("--no-poke", action="store_true")
     p.add_argument("--no-imports", action="store_true")
@@ -103,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.n = [20, 100] if quick else [100, 1000, 5000, 10000]
     args.anchor_n = args.anchor_n if args.anchor_n is not None else ([100] if quick else [1000, 5000])
     args.floor_n = args.floor_n if args.floor_n is not None else ([100] if quick else [2000])
+    args.gc_setting_n = args.gc_setting_n if args.gc_setting_n is not None else ([] if quick else [10000])
     args.pollcost_n = args.pollcost_n or (200 if quick else 1000)
     args.pollcost_rounds = args.pollcost_rounds or (1 if quick else 4)
     args.pollcost_seconds = args.pollcost_seconds or (5.0 if quick else 10.0)
@@ -186,6 +195,18 @@ def fleets(args: argparse.Namespace, sim: SimProcess, env: dict[str, str], ancho
             row = run_fleet(sim, ours_runner, env, n=n, services=args.services, label="ours", **common)
         except RuntimeError as err:
             row = {"label": "ours", "n": n, "failed": str(err)}
+        out["ours"].append(row)
+        log(f"  → {summary_line(row)}")
+    gc_env = {**env, "AIRFLOW__JOBSTATUS__TRIGGERER_GC_THRESHOLD": GC_SETTING}
+    for n in args.gc_setting_n:
+        log(
+            f"our fleet: N={n} over {','.join(args.services)}, [jobstatus] triggerer_gc_threshold={GC_SETTING}"
+        )
+        try:
+            row = run_fleet(sim, ours_runner, gc_env, n=n, services=args.services, label="ours", **common)
+        except RuntimeError as err:
+            row = {"label": "ours", "n": n, "failed": str(err)}
+        row["gc_setting"] = GC_SETTING
         out["ours"].append(row)
         log(f"  → {summary_line(row)}")
     for n in args.anchor_n if anchor else []:
@@ -326,6 +347,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "poke_count": args.poke_count,
         "import_runs": args.import_runs,
         "floor_n": args.floor_n,
+        "gc_setting_n": args.gc_setting_n,
         "gc_freeze": args.gc_freeze,
         "gc_threshold": args.gc_threshold,
         "pollcost": None

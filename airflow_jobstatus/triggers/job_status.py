@@ -19,11 +19,13 @@ from airflow.triggers.base import (
     TriggerEvent,
 )
 
+from airflow_jobstatus import triggerer_gc
 from airflow_jobstatus.exceptions import JobFailedError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.job_wait import load_function
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.shared_sleep import shared_sleep
 from airflow_jobstatus.states import JobStatus
 from airflow_jobstatus.waiting import (
     CANCEL_ERROR_BUDGET,
@@ -148,6 +150,15 @@ class JobStatusTrigger(BaseTrigger):
             },
         )
 
+    @property
+    def log(self) -> Any:
+        """One logger for all triggers of the class, not one each (~1 KB and five tracked objects a wait).
+
+        The triggerer routes each line to its trigger's log by the context it binds per trigger, not by
+        the logger object.
+        """
+        return type(self).logger()
+
     def _hook(self) -> JobStatusHook[Any]:
         extra = {"impersonation_chain": self.impersonation_chain} if self.impersonation_chain else {}
         return make_hook(self.service, self.conn_id, timeout=self.call_timeout, **extra)
@@ -160,18 +171,25 @@ class JobStatusTrigger(BaseTrigger):
             self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
         )
         watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
+        in_triggerer = self.trigger_id is not None  # set by the triggerer (not by dag.test())
+        if in_triggerer:
+            triggerer_gc.apply_once(self.log)
+            triggerer_gc.wait_started(self.log)
         try:
             hook, ref = self._hook(), self._ref()
             if self.initial_delay > 0:
-                await asyncio.sleep(self.initial_delay)
+                await shared_sleep(self.initial_delay)
             while True:
-                status = await watch.aread(lambda: hook.aget_status(ref))
+                status = await watch.aread(hook.aget_status, ref)  # no closure: no cells held per trigger
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
                     yield await self.final_event(verdict, status, event | watch.snapshot())
                     return
-                await asyncio.sleep(self.poll_interval)
+                # Nothing of this poll is held through the interval: at 10,000 waits, objects that
+                # outlive two young collections are what sets off full GCs (shared_sleep's docstring).
+                del status
+                await shared_sleep(self.poll_interval)
         except ServiceError as err:
             yield TriggerEvent(
                 {"status": "error", "error": err.to_dict(), "message": str(err)} | watch.snapshot()
@@ -182,6 +200,9 @@ class JobStatusTrigger(BaseTrigger):
             yield TriggerEvent(
                 {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
             )
+        finally:
+            if in_triggerer:
+                triggerer_gc.wait_ended()
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
     def end_state(self, verdict: Verdict) -> str | None:

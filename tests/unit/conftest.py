@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airflow_jobstatus.triggers import job_status
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 from airflow_jobstatus.waiting import JobWatch
 from tests.unit.fakes import FakeHook, RecordingLog
@@ -50,7 +51,7 @@ class Sleeps:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    """Record instead of sleep: JobWatch.read's retry pauses and every asyncio.sleep.
+    """Record instead of sleep: JobWatch.read's retry pauses, every asyncio.sleep and shared_sleep.
 
     ``JobWatch.read`` takes its ``sleep`` as a parameter (bound at definition), so the fixture passes
     its recorder through it; ``asyncio.sleep`` is replaced for the test, yielding to the loop once.
@@ -70,6 +71,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
 
     monkeypatch.setattr(JobWatch, "read", read)
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    # The trigger's poll pauses go through shared_sleep (one timer per tick for many waits).
+    monkeypatch.setattr(job_status, "shared_sleep", fake_sleep)
     return record
 
 
