@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, require_choice, table
+from airflow_jobstatus.services.base import (
+    Coalescing,
+    JobRef,
+    ServiceSpec,
+    bad_response,
+    require_choice,
+    table,
+)
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
 from airflow_jobstatus.states import JobState, JobStatus
 
@@ -108,6 +115,54 @@ def submit_sql_op(
     return Operation("submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body)
 
 
+#: SQL job statuses that are not terminal: "Querying All Jobs" filters by one ``job-status`` per call.
+ACTIVE_SQL_STATUSES = tuple(native for native, state in SQL_STATES.table.items() if not state.is_terminal)
+#: "Querying All Jobs" pages: ``page-size`` and ``current-page`` both range over 1..100.
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 100
+
+
+def _list_op(status: str, page: int) -> Operation:
+    query = (
+        ("job-status", status),
+        ("job-type", "ALL"),
+        ("page-size", str(LIST_PAGE_SIZE)),
+        ("current-page", str(page)),
+    )
+    return Operation("list jobs", "GET", "/v1.0/{project_id}/jobs", "(job list)", query=query, is_read=True)
+
+
+def list_active_call(project: str, ref: DliJobRef) -> tuple[Operation, ...]:
+    """The first page of "Querying All Jobs" for each non-terminal SQL status (the project is the connection's)."""
+    return tuple(_list_op(status, 1) for status in ACTIVE_SQL_STATUSES)
+
+
+def list_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operation | None]:
+    """A list answer's job entries and the operation reading the next page (None after the last)."""
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list):
+        raise bad_response(NAME, op.job_id, "the job list has no 'jobs' array")
+    query = dict(op.query)
+    page = int(query["current-page"])
+    total = data.get("job_count")
+    more = isinstance(total, int) and total > page * LIST_PAGE_SIZE and len(jobs) == LIST_PAGE_SIZE
+    if not more or page >= LIST_MAX_PAGES:  # past page 100 the jobs are read one by one
+        return jobs, None
+    return jobs, _list_op(query["job-status"], page + 1)
+
+
+def list_entry_id(entry: Any) -> str:
+    """A listed SQL job's id."""
+    return str(entry.get("job_id") or "") if isinstance(entry, Mapping) else ""
+
+
+def coalescing_unsupported(ref: DliJobRef) -> str | None:
+    """Spark batches are read one by one: only SQL jobs are listed by status here."""
+    if ref.job_type == "sql":
+        return None
+    return "DLI coalesced polling covers SQL jobs only (Spark batches are read one by one)."
+
+
 def normalize(native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
     """SQL states are upper-case, Spark states lower-case; either may arrive in another case."""
     if job_type == "spark":
@@ -189,4 +244,5 @@ SPEC = ServiceSpec(
     job_types=JOB_TYPES,
     normalizer=normalize,
     cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
+    coalescing=Coalescing(("job_type",), list_active_call, list_entry_id, parse, coalescing_unsupported),
 )

@@ -8,7 +8,7 @@ the sensor's own (templated) fields, which the triggerer renders before ``run()`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import (
@@ -100,6 +100,7 @@ class JobStatusTrigger(BaseTrigger):
         soft_fail: bool = False,
         push_return_value: bool = True,
         outcome_xcoms: str | None = None,
+        coalesce: bool = False,
     ):
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.service = service
@@ -123,6 +124,11 @@ class JobStatusTrigger(BaseTrigger):
         self.soft_fail = bool(soft_fail)
         self.push_return_value = bool(push_return_value)
         self.outcome_xcoms = outcome_xcoms
+        self.coalesce = bool(coalesce)
+        if self.coalesce:
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(service, self.job_ref or None)  # ConfigurationError when it cannot
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -145,6 +151,7 @@ class JobStatusTrigger(BaseTrigger):
                 "soft_fail": self.soft_fail,
                 "push_return_value": self.push_return_value,
                 "outcome_xcoms": self.outcome_xcoms,
+                "coalesce": self.coalesce,
             },
         )
 
@@ -155,17 +162,27 @@ class JobStatusTrigger(BaseTrigger):
     def _ref(self) -> JobRef:
         return get_service(self.service).ref(self.job_ref)
 
+    def _reader(self, hook: JobStatusHook[Any], ref: JobRef) -> Callable[[], Awaitable[JobStatus]]:
+        """The per-poll read: the job's own, or (``coalesce``) its entry in a list call shared by waits."""
+        if not self.coalesce:
+            return lambda: hook.aget_status(ref)
+        from airflow_jobstatus.coalescing import Waiter
+
+        return Waiter(hook, ref, self.poll_interval)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         policy = RetryPolicy(
             self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
         )
         watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
+        read: Callable[[], Awaitable[JobStatus]] | None = None
         try:
             hook, ref = self._hook(), self._ref()
+            read = self._reader(hook, ref)
             if self.initial_delay > 0:
                 await asyncio.sleep(self.initial_delay)
             while True:
-                status = await watch.aread(lambda: hook.aget_status(ref))
+                status = await watch.aread(read)
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
@@ -182,6 +199,8 @@ class JobStatusTrigger(BaseTrigger):
             yield TriggerEvent(
                 {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
             )
+        finally:
+            getattr(read, "close", lambda: None)()  # a coalesced read leaves its poller
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
     def end_state(self, verdict: Verdict) -> str | None:
@@ -347,6 +366,10 @@ class JobStatusStartTrigger(JobStatusTrigger):
         self.job_ref = {name: values[name] for name in self.ref_fields}
         self.conn_id = values[self.conn_field]
         self._ref()  # a ConfigurationError for a value that is not a valid reference
+        if self.coalesce:
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(self.service, self.job_ref)  # e.g. a DLI Spark batch cannot coalesce
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         if self._start_error is None:
