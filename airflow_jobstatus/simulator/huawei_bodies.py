@@ -195,3 +195,11 @@ def dli_status(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
         "statement": meta.get("statement", ""),
         "tags": [],
     }
+
+
+def dli_list_entry(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
+    """One job of "Querying All Jobs" (the status body's fields, without the single-job ones)."""
+    entry = dli_status(job, meta)
+    for key in ("is_success", "job_mode", "user_conf"):
+        entry.pop(key, None)
+    return entry
