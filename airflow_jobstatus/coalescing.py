@@ -25,11 +25,6 @@ from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import Coalescing, JobRef
 from airflow_jobstatus.states import JobStatus
 
-#: A read takes the poller's latest list only if it is at most this old (seconds) and unseen by the
-#: waiter; otherwise it waits for the next list, so a wait sees a job leave the list within
-#: interval + list duration + this.
-FRESH_SECONDS = 0.5
-
 PollerKey = tuple[str, str, tuple[str, ...], tuple[Any, ...], float]
 _POLLERS: PerLoopCache[PollerKey, Poller] = PerLoopCache()
 
@@ -120,7 +115,9 @@ class Poller:
 
 
 class Waiter:
-    """One wait's per-poll read through its scope's poller: call it where ``hook.aget_status(ref)`` was."""
+    """One wait's polls through its scope's poller: call it where ``hook.aget_status(ref)`` was, and
+    ``await pause()`` where the wait slept one interval (it wakes when the next list call answers, so
+    a job leaving the list is seen within the interval plus the list call's duration)."""
 
     __slots__ = ("__weakref__", "_poller", "_seen", "hook", "interval", "job_key", "ref")
 
@@ -141,13 +138,17 @@ class Waiter:
         self._poller = poller
         return poller
 
+    async def pause(self) -> None:
+        """Until the poller has a list answer this waiter has not seen (instead of sleeping an interval)."""
+        poller = self._poller or self._join()
+        if poller.latest is None or poller.latest.generation <= self._seen:
+            await poller.next_snapshot()
+
     async def __call__(self) -> JobStatus:
         poller = self._poller or self._join()
         snapshot = poller.latest
-        stale = snapshot is None or snapshot.generation <= self._seen
-        if stale or poller._loop.time() - snapshot.taken_at > FRESH_SECONDS:  # type: ignore[union-attr]
+        if snapshot is None or snapshot.generation <= self._seen:
             snapshot = await poller.next_snapshot()
-        assert snapshot is not None
         self._seen = snapshot.generation
         if snapshot.error is not None:
             raise waiter_error(snapshot.error, self.ref)

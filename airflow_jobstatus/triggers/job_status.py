@@ -8,7 +8,7 @@ the sensor's own (templated) fields, which the triggerer renders before ``run()`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import (
@@ -37,6 +37,8 @@ from airflow_jobstatus.waiting import (
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
+
+    from airflow_jobstatus.coalescing import Waiter
 
 #: The task states a trigger may end a task in (``end_from_trigger``).
 END_STATES = ("failed", "skipped", "success")
@@ -162,10 +164,11 @@ class JobStatusTrigger(BaseTrigger):
     def _ref(self) -> JobRef:
         return get_service(self.service).ref(self.job_ref)
 
-    def _reader(self, hook: JobStatusHook[Any], ref: JobRef) -> Callable[[], Awaitable[JobStatus]]:
-        """The per-poll read: the job's own, or (``coalesce``) its entry in a list call shared by waits."""
+    def _waiter(self, hook: JobStatusHook[Any], ref: JobRef) -> Waiter | None:
+        """With ``coalesce``: the wait's polls through a list call shared by waits (its read, and a
+        pause until the next list answer instead of a sleep); None: the job's own read every interval."""
         if not self.coalesce:
-            return lambda: hook.aget_status(ref)
+            return None
         from airflow_jobstatus.coalescing import Waiter
 
         return Waiter(hook, ref, self.poll_interval)
@@ -175,20 +178,20 @@ class JobStatusTrigger(BaseTrigger):
             self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
         )
         watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
-        read: Callable[[], Awaitable[JobStatus]] | None = None
+        waiter: Waiter | None = None
         try:
             hook, ref = self._hook(), self._ref()
-            read = self._reader(hook, ref)
+            waiter = self._waiter(hook, ref)
             if self.initial_delay > 0:
                 await asyncio.sleep(self.initial_delay)
             while True:
-                status = await watch.aread(read)
+                status = await watch.aread(waiter or (lambda: hook.aget_status(ref)))
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
                     yield await self.final_event(verdict, status, event | watch.snapshot())
                     return
-                await asyncio.sleep(self.poll_interval)
+                await (waiter.pause() if waiter else asyncio.sleep(self.poll_interval))
         except ServiceError as err:
             yield TriggerEvent(
                 {"status": "error", "error": err.to_dict(), "message": str(err)} | watch.snapshot()
@@ -200,7 +203,8 @@ class JobStatusTrigger(BaseTrigger):
                 {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
             )
         finally:
-            getattr(read, "close", lambda: None)()  # a coalesced read leaves its poller
+            if waiter is not None:
+                waiter.close()  # leave the poller (the last waiter out stops it)
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
     def end_state(self, verdict: Verdict) -> str | None:
