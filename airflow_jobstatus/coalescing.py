@@ -83,8 +83,6 @@ class Poller:
         registry = _POLLERS.values()
         if registry.get(self.key) is self:
             del registry[self.key]
-        if not self._next.done():
-            self._next.cancel()
 
     async def next_snapshot(self) -> Snapshot:
         """The next list call's outcome (shielded: one waiter cancelled does not cancel the others')."""

@@ -291,3 +291,16 @@ def test_sensors_pass_coalesce_to_the_trigger(service: str) -> None:
     sensor = make_sensor(service, coalesce=True, deferrable=True)
     assert sensor.make_trigger(5.0).coalesce is True
     assert make_sensor(service).make_trigger(5.0).coalesce is False  # off by default
+
+
+def test_a_sensor_started_in_the_triggerer_coalesces_too() -> None:
+    sensor = make_sensor("dli", coalesce=True, deferrable=True)
+    args = sensor.start_trigger_args
+    assert args is not None and args.trigger_kwargs["coalesce"] is True
+    from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger
+
+    trigger = JobStatusStartTrigger(**args.trigger_kwargs)
+    assert trigger.serialize()[1]["coalesce"] is True
+    trigger.job_id, trigger.job_type = "j-1", "spark"  # rendered to a Spark batch: refused, on a worker
+    with pytest.raises(ConfigurationError, match="SQL jobs only"):
+        trigger._take_rendered_fields()
