@@ -35,9 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--coalesce-poll", type=float, help="their poll interval in seconds (default 5)")
     p.add_argument("--coalesce-end", help="their jobs' end range 'min,max' seconds (default 60,120)")
-    p.add_argument(
-        "--coalesce-services", help="default: the services that coalesce (dataproc, dataflow, dli, vertex_ai)"
-    )
+    p.add_argument("--coalesce-services", help="default: dataproc, dataflow, dli (SQL), vertex_ai")
 
 
 def finish_args(args: argparse.Namespace) -> None:

@@ -60,26 +60,42 @@ CASES: dict[str, dict[str, Any]] = {
         "read": "ShowSqlJobProgress",
         "ref": {"job_type": "sql"},
     },
+    "dli:spark": {
+        "ok": [
+            {"state": "starting", "duration": 0.3},
+            {"state": "running", "duration": 0.6},
+            {"state": "success"},
+        ],
+        "bad": [{"state": "running", "duration": 0.7}, {"state": "dead"}],
+        "list": "ListSparkJobs",
+        "read": "ShowSparkJobStatus",
+        "ref": {"job_type": "spark"},
+    },
 }
 SERVICES = [s for s in CASES if s != "vertex_ai" or vertex_available()]
 JOBS = 6  # per mode: four succeed, two fail
 
 
-def add_jobs(sim: Simulator, service: str, tag: str) -> list[str]:
-    case = CASES[service]
+def add_jobs(sim: Simulator, case_name: str, tag: str) -> list[str]:
+    case = CASES[case_name]
     ids = [f"{tag}-{i}" for i in range(JOBS)]
     for i, job_id in enumerate(ids):
         timeline = [dict(p) for p in (case["bad"] if i % 3 == 2 else case["ok"])]
         timeline[0]["duration"] = timeline[0]["duration"] + 0.1 * i  # not all at once
-        sim.add_job(service, job_id, timeline)
+        sim.add_job(case_name.split(":")[0], job_id, timeline, **where(case_name))
     return ids
 
 
-async def wait_all(service: str, ids: list[str], coalesce: bool) -> list[dict[str, Any]]:
+def where(case_name: str) -> dict[str, str]:
+    return {"job_type": "spark"} if case_name == "dli:spark" else {}
+
+
+async def wait_all(case_name: str, ids: list[str], coalesce: bool) -> list[dict[str, Any]]:
     """One trigger per job on this loop, as a triggerer runs them; each one's first event."""
+    service = case_name.split(":")[0]
 
     async def one(job_id: str) -> dict[str, Any]:
-        ref = {"job_id": job_id, **CASES[service]["ref"]}
+        ref = {"job_id": job_id, **CASES[case_name]["ref"]}
         trigger = JobStatusTrigger(service, ref, poll_interval=POLL, max_backoff=0.2, coalesce=coalesce)
         agen = trigger.run()
         try:
@@ -100,17 +116,18 @@ def outcome(payload: dict[str, Any]) -> tuple[Any, ...]:
     return payload["status"], job.get("state"), job.get("native_state"), job.get("message")
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_same_outcomes_with_list_calls(sim: Simulator, service: str) -> None:
-    per_job = asyncio.run(wait_all(service, add_jobs(sim, service, "solo"), coalesce=False))
+@pytest.mark.parametrize("case_name", SERVICES)
+def test_same_outcomes_with_list_calls(sim: Simulator, case_name: str) -> None:
+    service = case_name.split(":")[0]
+    per_job = asyncio.run(wait_all(case_name, add_jobs(sim, case_name, "solo"), coalesce=False))
     before = sim.method_calls(service)
-    coalesced = asyncio.run(wait_all(service, add_jobs(sim, service, "team"), coalesce=True))
+    coalesced = asyncio.run(wait_all(case_name, add_jobs(sim, case_name, "team"), coalesce=True))
     after = sim.method_calls(service)
     calls = {m: after.get(m, 0) - before.get(m, 0) for m in after}
 
     assert [outcome(p) for p in coalesced] == [outcome(p) for p in per_job]
     assert [p["status"] for p in coalesced] == ["success", "success", "failure"] * 2
-    list_method, read_method = CASES[service]["list"], CASES[service]["read"]
+    list_method, read_method = CASES[case_name]["list"], CASES[case_name]["read"]
     assert calls.get(list_method, 0) >= 3  # the waits were served by list calls …
     assert calls.get(read_method, 0) == JOBS  # … and each job read once, when it left the active list
     assert before.get(read_method, 0) >= JOBS  # per-job polling: every job at every poll
@@ -126,19 +143,21 @@ def test_a_failed_list_call_is_retried_by_every_wait(sim: Simulator, service: st
     assert sim.method_calls(service)[CASES[service]["list"]] >= 4
 
 
-@pytest.mark.parametrize(("service", "expected_calls"), [("dataproc", 3), ("dataflow", 3), ("dli", 5)])
+@pytest.mark.parametrize(
+    ("case_name", "expected_calls"), [("dataproc", 3), ("dataflow", 3), ("dli", 5), ("dli:spark", 5)]
+)
 def test_the_list_reads_every_page_of_active_jobs_only(
-    sim: Simulator, service: str, expected_calls: int
+    sim: Simulator, case_name: str, expected_calls: int
 ) -> None:
     """250 running jobs and 5 finished: three pages of 100 (DLI: plus one call per other active status)."""
     from airflow_jobstatus.hooks.base import make_hook
     from airflow_jobstatus.services import get_service
 
-    case = CASES[service]
+    service, case = case_name.split(":")[0], CASES[case_name]
     for i in range(250):
-        sim.add_job(service, f"run-{i:03d}", case["ok"][-2:-1])  # the running phase, forever
+        sim.add_job(service, f"run-{i:03d}", case["ok"][-2:-1], **where(case_name))  # running, forever
     for i in range(5):
-        sim.add_job(service, f"done-{i}", case["ok"][-1:])
+        sim.add_job(service, f"done-{i}", case["ok"][-1:], **where(case_name))
     ref = get_service(service).ref({"job_id": "run-000", **case["ref"]})
     coalescing = get_service(service).coalescing
     assert coalescing is not None

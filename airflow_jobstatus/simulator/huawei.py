@@ -60,6 +60,7 @@ class HuaweiApi:
             web.get("/v1/{project_id}/jobs/{job_id}/progress", self.dli_progress),
             web.get(_V1 + "/jobs/{job_id}/status", self.dli_status),
             web.delete(_V1 + "/jobs/{job_id}", self.dli_cancel),
+            web.get(_V2 + "/batches", self.spark_list),
             web.get(_V2 + "/batches/{batch_id}/state", self.spark_state),
             web.delete(_V2 + "/batches/{batch_id}", self.spark_cancel),
         ]
@@ -294,6 +295,29 @@ class HuaweiApi:
         return await self._serve(request, "dli", job_id, "CancelSqlJob", respond)
 
     # ---- DLI Spark ----------------------------------------------------------------------------------
+
+    async def spark_list(self, request: web.Request) -> web.StreamResponse:
+        """Querying Batch Job List: batches newest first, by ``state`` (case-insensitive), ``from``/``size``."""
+        try:
+            start = int(request.query.get("from", "0"))
+            size = int(request.query.get("size", "100"))
+        except ValueError:
+            start = size = -1
+        if start < 0 or size < 1:
+            return _response(dli_error(400, "DLI.0001", "from must be >= 0 and size >= 1."))
+        state = request.query.get("state", "").lower()
+
+        def respond() -> Answer:
+            batches = [
+                job
+                for job in self.core.listed_jobs("dli", job_type="spark")
+                if not state or str(job.state_at()).lower() == state
+            ]
+            batches.sort(key=lambda job: (-job.created_wall, job.job_id))
+            sessions = [bodies.spark_list_entry(job) for job in batches[start : start + size]]
+            return Answer(200, {"from": start, "total": len(batches), "sessions": sessions})
+
+        return await self._serve(request, "dli", None, "ListSparkJobs", respond)
 
     async def spark_state(self, request: web.Request) -> web.StreamResponse:
         """``{"id", "state"}`` with the state exactly as the timeline spells it (``running``, ``Success``)."""

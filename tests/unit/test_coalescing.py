@@ -278,12 +278,25 @@ def test_trigger_reads_through_the_coalescer(monkeypatch: pytest.MonkeyPatch) ->
 def test_unsupported_services_refuse_coalesce() -> None:
     with pytest.raises(ConfigurationError, match="not supported for CDM"):
         JobStatusTrigger("cdm", {"cluster_id": "c", "job_name": "j"}, coalesce=True)
-    with pytest.raises(ConfigurationError, match="SQL jobs only"):
-        JobStatusTrigger("dli", {"job_id": "b", "job_type": "spark"}, coalesce=True)
     with pytest.raises(ConfigurationError, match="not supported for CDM"):
         make_sensor("cdm", coalesce=True)
-    with pytest.raises(ConfigurationError, match="SQL jobs only"):
-        make_sensor("dli", job_type="spark", coalesce=True)
+    assert JobStatusTrigger("dli", {"job_id": "b", "job_type": "spark"}, coalesce=True).coalesce
+
+
+def test_a_ref_the_service_cannot_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service may refuse some refs (``Coalescing.unsupported``): at parse time and when rendered."""
+    import dataclasses
+
+    from airflow_jobstatus.services import REGISTRY
+
+    spec = REGISTRY["dli"]
+    assert spec.coalescing is not None
+    refusing = dataclasses.replace(spec.coalescing, unsupported=lambda ref: "not this one")
+    monkeypatch.setitem(REGISTRY, "dli", dataclasses.replace(spec, coalescing=refusing))
+    with pytest.raises(ConfigurationError, match="not this one"):
+        JobStatusTrigger("dli", {"job_id": "b"}, coalesce=True)
+    with pytest.raises(ConfigurationError, match="not this one"):
+        make_sensor("dli", coalesce=True)
 
 
 @pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dli"])
@@ -301,6 +314,6 @@ def test_a_sensor_started_in_the_triggerer_coalesces_too() -> None:
 
     trigger = JobStatusStartTrigger(**args.trigger_kwargs)
     assert trigger.serialize()[1]["coalesce"] is True
-    trigger.job_id, trigger.job_type = "j-1", "spark"  # rendered to a Spark batch: refused, on a worker
-    with pytest.raises(ConfigurationError, match="SQL jobs only"):
-        trigger._take_rendered_fields()
+    trigger.job_id, trigger.job_type = "j-1", "spark"  # rendered in the triggerer
+    trigger._take_rendered_fields()
+    assert trigger.job_ref == {"job_id": "j-1", "job_type": "spark"}
