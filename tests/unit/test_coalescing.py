@@ -317,3 +317,37 @@ def test_a_sensor_started_in_the_triggerer_coalesces_too() -> None:
     trigger.job_id, trigger.job_type = "j-1", "spark"  # rendered in the triggerer
     trigger._take_rendered_fields()
     assert trigger.job_ref == {"job_id": "j-1", "job_type": "spark"}
+
+
+# -- the services' list facts (pure) --------------------------------------------------------------
+
+
+def test_dli_list_pages_stop_at_the_documented_limit() -> None:
+    from airflow_jobstatus.services import dli
+
+    sql = dli.list_active_call("", dli.DliJobRef("j"))
+    assert [dict(op.query)["job-status"] for op in sql] == ["LAUNCHING", "RUNNING", "SCALING"]
+    full = {"jobs": [{"job_id": str(i)} for i in range(100)], "job_count": 50_000}
+    _, nxt = dli.list_page(sql[1], full)
+    assert nxt is not None and dict(nxt.query)["current-page"] == "2"
+    last = dli._sql_list_op("RUNNING", 100)  # current-page ranges over 1..100: the rest are read one by one
+    assert dli.list_page(last, full)[1] is None
+    assert dli.list_page(sql[1], {"jobs": [], "job_count": 0}) == ([], None)
+
+    spark = dli.list_active_call("", dli.DliJobRef("b", job_type="spark"))
+    assert [dict(op.query)["state"] for op in spark] == ["starting", "running", "recovering"]
+    page = {"sessions": [{"id": str(i)} for i in range(100)], "total": 150}
+    _, nxt = dli.list_page(spark[1], page)
+    assert nxt is not None and dict(nxt.query)["from"] == "100"
+    assert dli.list_entry_id({"id": "b-1"}) == "b-1" and dli.list_entry_id({"job_id": "j-1"}) == "j-1"
+
+
+def test_vertex_active_filter_keeps_exactly_the_non_terminal_states() -> None:
+    from airflow_jobstatus.services import vertex_ai
+    from airflow_jobstatus.simulator.vertex_grpc import state_filter
+
+    keep = state_filter(vertex_ai.ACTIVE_FILTER)
+    for native, state in vertex_ai.STATES.table.items():
+        assert keep(native) is not state.is_terminal, native
+    either = state_filter('state="JOB_STATE_RUNNING" OR state="JOB_STATE_QUEUED" AND NOT state="X"')
+    assert either("JOB_STATE_QUEUED") and not either("JOB_STATE_FAILED")
