@@ -72,6 +72,7 @@ class JobWaitMixin:
         not_found_grace: float | None = None,
         call_timeout: float = 30.0,
         impersonation_chain: str | Sequence[str] | None = None,
+        coalesce: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -87,6 +88,11 @@ class JobWaitMixin:
         if impersonation_chain is not None and self.spec.cloud != "google":
             raise ConfigurationError("impersonation_chain applies to Google services only.")
         self.impersonation_chain = impersonation_chain
+        self.coalesce = bool(coalesce)
+        if self.coalesce:  # a service without a list of active jobs fails when the DAG is parsed
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(self.service)
 
     # -- the service -------------------------------------------------------------------------------
     @property
@@ -109,7 +115,11 @@ class JobWaitMixin:
     def check_ref_now(self) -> None:
         """Validate the reference at parse time: every field known now (templates stand in as "x")."""
         fields = {k: (v if _is_plain(v) else "x") for k, v in self.ref_fields().items()}
-        self.spec.ref(fields)
+        ref = self.spec.ref(fields)
+        if getattr(self, "coalesce", False):  # e.g. a DLI Spark batch cannot coalesce
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(self.service, ref)
 
     # -- the wait ----------------------------------------------------------------------------------
     def wait_policy(self) -> RetryPolicy:
@@ -162,6 +172,7 @@ class JobWaitMixin:
             "soft_fail": self.soft_fail,
             "push_return_value": bool(getattr(self, "do_xcom_push", True)),
             "outcome_xcoms": self.outcome_xcoms_function,
+            "coalesce": self.coalesce,
         }
 
     def make_trigger(

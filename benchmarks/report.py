@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from coalesce import section as coalesce_section
+from coalesce import targets as coalesce_targets
+
 TARGET_LAG_P99_MS = 100.0
 TARGET_IMPORT_S = 0.150
 #: Huawei poll CPU: ours ≤ 1.5x the best maintained client's floor and ≤ 2x the plain-asyncio floor.
@@ -338,6 +341,7 @@ def targets(res: dict[str, Any]) -> list[str]:
     if res.get("pollcost"):
         lines += pollcost_targets(res["pollcost"])
     lines += fleet_targets(res) + memory_targets(res) + connection_targets(res)
+    lines += coalesce_targets(res.get("coalesce"))
     imp = res.get("imports", {})
     if "ours" in imp:
         own = imp["ours"]["own_share_median"]
@@ -397,6 +401,7 @@ def render(res: dict[str, Any]) -> str:
         out += pollcost_tables(res["pollcost"])
     out += ["", "## API calls per wait (minimum: one call per poll interval over the job's life)", ""]
     out += calls_table(res)
+    out += coalesce_section(res.get("coalesce"))
     if "poke" in res:
         out += [
             "",

@@ -14,6 +14,7 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--n", "20", "--poll", "1"]
     cmd += ["--end", "7,9", "--no-anchor", "--no-imports", "--poke-count", "5", "--out-dir", str(tmp_path)]
     cmd += ["--floor-n", "10", "--pollcost-n", "20", "--pollcost-rounds", "1", "--pollcost-warm", "1.5"]
+    cmd += ["--coalesce-n", "20", "--coalesce-poll", "1", "--coalesce-end", "6,8"]
     cmd += [
         "--pollcost-seconds",
         "2",
@@ -45,8 +46,18 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
         assert row["errors"] == [0] and row["ms_per_poll"]["median"] is not None, (mode, row)
     assert "cdm ours / streams floor" in results["pollcost"]["ratios"]
 
+    (coalesced,) = results["coalesce"]["rows"]
+    assert coalesced["outcomes"] == {"success": 20} and coalesced["list_calls"] > 0
+    assert coalesced["calls_per_wait_per_poll"] is not None
+
     report = (tmp_path / "latest.md").read_text()
     assert "| N |" in report
-    for target in ("Huawei poll CPU", "mixed waits", "RSS per waiting trigger", "Connection reads"):
+    for target in (
+        "Huawei poll CPU",
+        "mixed waits",
+        "RSS per waiting trigger",
+        "Connection reads",
+        "coalesced polling",
+    ):
         assert target in report, target
     assert "Targets:" in done.stdout and ("→ met" in done.stdout or "NOT met" in done.stdout)

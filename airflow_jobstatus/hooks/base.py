@@ -70,6 +70,10 @@ class JobStatusHook(BaseHook, Generic[R]):
         """``cancel`` without blocking the event loop (a trigger's on_kill)."""
         raise NotImplementedError
 
+    async def alist_active(self, ref: R) -> list[Any]:
+        """Every entry of the service's list of active jobs in ``ref``'s scope (``coalescing``)."""
+        raise ConfigurationError(f"{self.service} has no list of active jobs.")
+
     def console_scope(self) -> str | None:
         """What a console link needs from the connection: the Google project or the Huawei region."""
         return None

@@ -11,6 +11,7 @@ from typing import Any
 from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
 from airflow_jobstatus.services import dli
 from airflow_jobstatus.services.dli import DliJobRef
+from airflow_jobstatus.services.huawei import Operation
 from airflow_jobstatus.states import JobStatus
 
 
@@ -25,6 +26,16 @@ class DliJobHook(HuaweiCloudHook[DliJobRef]):
 
     async def aget_status(self, ref: DliJobRef) -> JobStatus:
         return dli.parse(await self.asend(dli.status_op(ref)), ref)
+
+    async def alist_active(self, ref: DliJobRef) -> list[Any]:
+        """Every page of the SQL job list for each non-terminal status (coalesced polling)."""
+        entries: list[Any] = []
+        for op in dli.list_active_call("", ref):
+            page: Operation | None = op
+            while page is not None:
+                jobs, page = dli.list_page(page, await self.asend(page))
+                entries.extend(jobs)
+        return entries
 
     def cancel(self, ref: DliJobRef) -> None:
         """Cancel a SQL job or a Spark batch (BadRequestError when DLI refuses: the job has ended)."""

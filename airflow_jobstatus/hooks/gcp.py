@@ -29,6 +29,7 @@ from airflow_jobstatus.hooks import lazy_import
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
 from airflow_jobstatus.hooks.lazy_import import import_modules
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache, TtlCache, env_connection_key
+from airflow_jobstatus.services import get_service
 from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ CONN_TYPE = "google_cloud_platform"
 DEFAULT_CONN_ID = "google_cloud_default"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXTRA_PREFIX = f"extra__{CONN_TYPE}__"
+#: What errors of a list call name instead of a job id.
+LIST_JOB_ID = "(job list)"
 
 
 # --- connection ----------------------------------------------------------------------------------
@@ -539,6 +542,26 @@ class GoogleJobHook(JobStatusHook[R]):
     async def acancel(self, ref: R) -> None:
         target = self._target(await self.agoogle_connection(), ref)
         await self.acall(target, *self.cancel_call(target.project, ref))
+
+    async def alist_active(self, ref: R) -> list[Any]:
+        """Every page of the service's list of active jobs in ``ref``'s scope (coalesced polling)."""
+        coalescing = get_service(self.service).coalescing
+        if coalescing is None:
+            raise ConfigurationError(f"{self.service} has no list of active jobs.")
+        target = self._target(await self.agoogle_connection(), ref, job_id=LIST_JOB_ID)
+        method, request = coalescing.list_call(target.project, ref)
+        conn = self._conn or await self.agoogle_connection()
+        client = await shared_async_client(self.client_kind, target.endpoint, conn)
+        entries: list[Any] = []
+        try:  # the pager fetches the next pages with the same retry=None and timeout
+            pager = await getattr(client, method)(request=request, retry=None, timeout=self.timeout)
+            async for entry in pager:
+                entries.append(entry)
+        except Exception as err:
+            error = self._failed(err, target)
+        else:
+            return entries
+        raise error
 
     def console_scope(self) -> str | None:
         return self._conn.project_id if self._conn else self.google_connection().project_id

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow_jobstatus.states import JobState, NativeStateTable
+from airflow_jobstatus.states import JobState, JobStatus, NativeStateTable
 
 if TYPE_CHECKING:
     from airflow_jobstatus.exceptions import BadResponseError
@@ -79,6 +79,24 @@ class JobRef:
 
 
 @dataclass(frozen=True)
+class Coalescing:
+    """How waits on one service share one "list the active jobs" call (opt-in ``coalesce=True``).
+
+    ``scope_fields``: the ref fields that, with the connection, name one list call (a project and
+    region). ``list_call(project, ref)``: what the hook sends (Google: the client method and request;
+    Huawei: the service module's own description). ``entry_id(entry)``: a listed job's id, matched
+    against ``ref.job_id``. ``parse_entry(entry, ref)``: a listed job as a JobStatus.
+    ``unsupported(ref)``: why this ref cannot coalesce (None when it can).
+    """
+
+    scope_fields: tuple[str, ...]
+    list_call: Callable[[str, Any], Any]
+    entry_id: Callable[[Any], str]
+    parse_entry: Callable[[Any, Any], JobStatus]
+    unsupported: Callable[[Any], str | None] = lambda ref: None
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """Every fact about one service the rest of the package reads (the registry's entries)."""
 
@@ -101,6 +119,10 @@ class ServiceSpec:
     attention: frozenset[str | None] = frozenset()
     #: ``(native, substate, job_type) -> JobState`` when a table lookup is not the whole rule.
     normalizer: Callable[[str, str | None, str | None], JobState] | None = None
+    #: How waits share one list call (``coalesce=True``); None: the service cannot, see below.
+    coalescing: Coalescing | None = None
+    #: Why the service cannot coalesce (the ConfigurationError and the README say it).
+    no_coalescing_reason: str = ""
 
     def normalize(self, native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
         """A native state (and substate) as this service's parser normalizes it."""

@@ -166,4 +166,10 @@ SPEC = ServiceSpec(
     console_url=console_url,
     attention=frozenset({"NEVER_EXECUTED", NO_SUBMISSION}),
     cancel_note="Stop job: CDM stops the job's running submission.",
+    no_coalescing_reason=(
+        "CDM has no list of active jobs: its job list (job name 'all', per cluster) has no status "
+        "filter, so each poll would page (at most 100 a page) through every job ever defined on the "
+        "cluster, finished and never-run ones included: its cost grows with the cluster's job count, "
+        "not with the waits. Every CDM wait reads its own job."
+    ),
 )

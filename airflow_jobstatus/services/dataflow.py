@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, table
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
 from airflow_jobstatus.services.google import console, enum_name, raw_message
 from airflow_jobstatus.states import JobState, JobStatus
 
@@ -58,6 +58,21 @@ def parse(job: Any, ref: DataflowJobRef) -> JobStatus:
     return JobStatus(service=NAME, job_id=ref.job_id, state=STATES.normalize(state), native_state=state)
 
 
+#: Jobs per ListJobs page asked for (the service may return fewer).
+LIST_PAGE_SIZE = 100
+
+
+def list_active_call(project: str, ref: DataflowJobRef) -> tuple[str, dict[str, Any]]:
+    """ListJobs of the ref's project and location with ``filter=ACTIVE`` (jobs not yet terminal)."""
+    request = {"project_id": project, "location": ref.location, "filter": "ACTIVE"}
+    return "list_jobs", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def list_entry_id(job: Any) -> str:
+    """A listed ``dataflow_v1beta3.Job``'s id."""
+    return str(raw_message(job).id)
+
+
 def console_url(ref: DataflowJobRef, project: str | None) -> str:
     return console(f"/dataflow/jobs/{ref.location}/{ref.job_id}", project=ref.project_id or project)
 
@@ -74,4 +89,5 @@ SPEC = ServiceSpec(
     link_name="Dataflow Job",
     console_url=console_url,
     cancel_note="UpdateJob requested_state=JOB_STATE_CANCELLED: stops now, dropping in-flight data.",
+    coalescing=Coalescing(("project_id", "location"), list_active_call, list_entry_id, parse),
 )

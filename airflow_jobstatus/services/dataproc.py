@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, table
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
 from airflow_jobstatus.services.google import console, enum_name, raw_message
 from airflow_jobstatus.states import JobState, JobStatus
 
@@ -78,6 +78,21 @@ def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
     )
 
 
+#: Jobs per ListJobs page asked for (the service may return fewer).
+LIST_PAGE_SIZE = 100
+
+
+def list_active_call(project: str, ref: DataprocJobRef) -> tuple[str, dict[str, Any]]:
+    """ListJobs of the ref's project and region with ``job_state_matcher=ACTIVE`` (non-terminal jobs)."""
+    request = {"project_id": project, "region": ref.region, "job_state_matcher": "ACTIVE"}
+    return "list_jobs", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def list_entry_id(job: Any) -> str:
+    """A listed ``dataproc_v1.Job``'s id."""
+    return str(raw_message(job).reference.job_id)
+
+
 def default_target(region: str) -> str:
     """The regional endpoint (``global`` uses the global one)."""
     return "dataproc.googleapis.com:443" if region == "global" else f"{region}-dataproc.googleapis.com:443"
@@ -101,4 +116,5 @@ SPEC = ServiceSpec(
     normalizer=normalize,
     attention=frozenset({"STALE_STATUS"}),
     cancel_note="CancelJob: the job goes through CANCEL_PENDING to CANCELLED.",
+    coalescing=Coalescing(("project_id", "region"), list_active_call, list_entry_id, parse),
 )

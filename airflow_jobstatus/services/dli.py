@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, require_choice, table
+from airflow_jobstatus.services.base import (
+    Coalescing,
+    JobRef,
+    ServiceSpec,
+    bad_response,
+    require_choice,
+    table,
+)
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
 from airflow_jobstatus.states import JobState, JobStatus
 
@@ -108,6 +115,66 @@ def submit_sql_op(
     return Operation("submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body)
 
 
+#: Non-terminal SQL statuses ("Querying All Jobs" filters by one ``job-status`` per call) and Spark
+#: batch states ("Querying Batch Job List" filters by one ``state`` per call).
+ACTIVE_SQL_STATUSES = tuple(native for native, state in SQL_STATES.table.items() if not state.is_terminal)
+ACTIVE_SPARK_STATES = tuple(native for native, state in SPARK_STATES.table.items() if not state.is_terminal)
+#: Jobs per list page: SQL ``page-size`` and ``current-page`` both range over 1..100; batches ``size``.
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 100
+
+
+def _sql_list_op(status: str, page: int) -> Operation:
+    query = (
+        ("job-status", status),
+        ("job-type", "ALL"),
+        ("page-size", str(LIST_PAGE_SIZE)),
+        ("current-page", str(page)),
+    )
+    return Operation("list jobs", "GET", "/v1.0/{project_id}/jobs", "(job list)", query=query, is_read=True)
+
+
+def _batch_list_op(state: str, start: int) -> Operation:
+    query = (("state", state), ("from", str(start)), ("size", str(LIST_PAGE_SIZE)))
+    return Operation(
+        "list batches", "GET", "/v2.0/{project_id}/batches", "(job list)", query=query, is_read=True
+    )
+
+
+def list_active_call(project: str, ref: DliJobRef) -> tuple[Operation, ...]:
+    """The first list page for each non-terminal status of the ref's job type (the project is the
+    connection's): SQL jobs by ``job-status``, Spark batches by ``state``."""
+    if ref.job_type == "spark":
+        return tuple(_batch_list_op(state, 0) for state in ACTIVE_SPARK_STATES)
+    return tuple(_sql_list_op(status, 1) for status in ACTIVE_SQL_STATUSES)
+
+
+def list_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operation | None]:
+    """A list answer's entries and the operation reading the next page (None after the last)."""
+    batches = op.path.endswith("/batches")
+    jobs = data.get("sessions" if batches else "jobs")
+    if not isinstance(jobs, list):
+        raise bad_response(NAME, op.job_id, f"the list has no {'sessions' if batches else 'jobs'} array")
+    query = dict(op.query)
+    total = data.get("total" if batches else "job_count")
+    if batches:
+        start = int(query["from"])
+        more = isinstance(total, int) and total > start + len(jobs) and len(jobs) == LIST_PAGE_SIZE
+        return jobs, _batch_list_op(query["state"], start + len(jobs)) if more else None
+    page = int(query["current-page"])
+    more = isinstance(total, int) and total > page * LIST_PAGE_SIZE and len(jobs) == LIST_PAGE_SIZE
+    if not more or page >= LIST_MAX_PAGES:  # past page 100 the jobs are read one by one
+        return jobs, None
+    return jobs, _sql_list_op(query["job-status"], page + 1)
+
+
+def list_entry_id(entry: Any) -> str:
+    """A listed SQL job's ``job_id`` or Spark batch's ``id``."""
+    if not isinstance(entry, Mapping):
+        return ""
+    return str(entry.get("job_id") or entry.get("id") or "")
+
+
 def normalize(native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
     """SQL states are upper-case, Spark states lower-case; either may arrive in another case."""
     if job_type == "spark":
@@ -189,4 +256,5 @@ SPEC = ServiceSpec(
     job_types=JOB_TYPES,
     normalizer=normalize,
     cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
+    coalescing=Coalescing(("job_type",), list_active_call, list_entry_id, parse),
 )

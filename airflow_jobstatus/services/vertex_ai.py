@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, require_choice, table
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, require_choice, table
 from airflow_jobstatus.services.google import console, enum_name, raw_message
 from airflow_jobstatus.states import JobState, JobStatus
 
@@ -97,6 +97,26 @@ def parse(job: Any, ref: VertexAIJobRef) -> JobStatus:
     )
 
 
+#: Jobs per List<Type>Jobs page asked for (the service may return fewer).
+LIST_PAGE_SIZE = 100
+#: The list filter keeping jobs that are not terminal (AIP-160 syntax: ``state`` supports = and !=).
+ACTIVE_FILTER = " AND ".join(
+    f'state!="{native}"' for native, state in STATES.table.items() if state.is_terminal
+)
+
+
+def list_active_call(project: str, ref: VertexAIJobRef) -> tuple[str, dict[str, Any]]:
+    """List<Type>Jobs of the ref's project and location, filtered to the states that are not terminal."""
+    parent = f"projects/{project}/locations/{ref.location}"
+    request = {"parent": parent, "filter": ACTIVE_FILTER, "page_size": LIST_PAGE_SIZE}
+    return f"list_{ref.job_type}s", request
+
+
+def list_entry_id(job: Any) -> str:
+    """A listed job's id: the last segment of its resource name."""
+    return str(raw_message(job).name).rpartition("/")[2]
+
+
 def default_target(location: str) -> str:
     """The regional endpoint (``global`` uses the global one)."""
     return (
@@ -124,4 +144,5 @@ SPEC = ServiceSpec(
     console_url=console_url,
     job_types=JOB_TYPES,
     cancel_note="Cancel<Type>Job: the job goes through CANCELLING to CANCELLED.",
+    coalescing=Coalescing(("project_id", "location", "job_type"), list_active_call, list_entry_id, parse),
 )

@@ -69,6 +69,7 @@ class SimulatorCore:
             self.action_timelines: dict[tuple[str, str], Timeline] = copy.deepcopy(ACTION_TIMELINES)
             self._faults: list[FaultRule] = []
             self._calls: dict[str, dict[str, int]] = {s: {} for s in SERVICES}
+            self._method_calls: dict[str, dict[str, int]] = {s: {} for s in SERVICES}
             self._requests: dict[str, dict[str, deque[dict[str, Any]]]] = {s: {} for s in SERVICES}
             self._total_calls = 0
 
@@ -137,6 +138,14 @@ class SimulatorCore:
         if job is None or any(job.where.get(k) != v for k, v in given.items()):
             return None
         return job
+
+    def listed_jobs(self, service: str, **where: Any) -> list[SimJob]:
+        """The service's jobs whose where-values equal the given ones, by id (the list calls' order)."""
+        given = self._where(service, where, fill=False)
+        with self._lock:
+            found = [j for (s, _), j in self._jobs.items() if s == service]
+        matching = [j for j in found if all(j.where.get(k) == v for k, v in given.items())]
+        return sorted(matching, key=lambda j: j.job_id)
 
     def jobs(self, service: str | None = None) -> list[SimJob]:
         with self._lock:
@@ -279,6 +288,8 @@ class SimulatorCore:
         with self._lock:
             calls = self._calls.setdefault(service, {})
             calls[key] = calls.get(key, 0) + 1
+            by_method = self._method_calls.setdefault(service, {})
+            by_method[method] = by_method.get(method, 0) + 1
             reqs = self._requests.setdefault(service, {})
             if key not in reqs:
                 reqs[key] = deque(maxlen=MAX_REQUESTS_KEPT)
@@ -292,6 +303,11 @@ class SimulatorCore:
             if job_id is None:
                 return sum(calls.values())
             return sum(n for k, n in calls.items() if ids_match(service, str(job_id), k))
+
+    def method_calls(self, service: str) -> dict[str, int]:
+        """Requests received by the service, by method (``ListJobs``, ``GetJob``, …)."""
+        with self._lock:
+            return dict(self._method_calls.get(service, {}))
 
     def requests(self, service: str, job_id: str) -> list[dict[str, Any]]:
         """The recorded requests for that job, oldest first (the last MAX_REQUESTS_KEPT per id)."""
@@ -315,6 +331,7 @@ class SimulatorCore:
                 "uptime_seconds": round(time.monotonic() - self.started_at, 3),
                 "jobs": jobs,
                 "calls": {s: sum(c.values()) for s, c in self._calls.items()},
+                "calls_by_method": {s: dict(m) for s, m in self._method_calls.items()},
                 "total_calls": self._total_calls,
                 "faults": self.pending_faults(),
             }

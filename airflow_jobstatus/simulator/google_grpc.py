@@ -6,11 +6,12 @@ The answers are the SDKs' own message types; call recording and faults are in ``
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, ts
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
 from airflow_jobstatus.simulator.vertex_grpc import VERTEX_SERVICE, VertexJobs, vertex_available
 
 DATAPROC_SERVICE = "google.cloud.dataproc.v1.JobController"
@@ -36,8 +37,13 @@ class GoogleGrpcServicer(GrpcCalls):
                 "GetJob": self._dataproc_get,
                 "CancelJob": self._dataproc_cancel,
                 "SubmitJob": self._dataproc_submit,
+                "ListJobs": self._dataproc_list,
             },
-            DATAFLOW_SERVICE: {"GetJob": self._dataflow_get, "UpdateJob": self._dataflow_update},
+            DATAFLOW_SERVICE: {
+                "GetJob": self._dataflow_get,
+                "UpdateJob": self._dataflow_update,
+                "ListJobs": self._dataflow_list,
+            },
         }
         if vertex_available() if with_vertex is None else with_vertex:
             services[VERTEX_SERVICE] = VertexJobs(self).handlers()
@@ -51,6 +57,10 @@ class GoogleGrpcServicer(GrpcCalls):
     # ---- Dataproc ---------------------------------------------------------------------------------
 
     def _dataproc_job(self, job: SimJob) -> bytes:
+        data: bytes = self._dp.Job.serialize(self._dataproc_message(job))
+        return data
+
+    def _dataproc_message(self, job: SimJob) -> Any:
         dp = self._dp
         snap = job.snapshot()
         state = snap["state"]
@@ -74,8 +84,7 @@ class GoogleGrpcServicer(GrpcCalls):
             job_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataproc/{job.job_id}")),
             done=job.is_terminal(),
         )
-        data: bytes = dp.Job.serialize(message)
-        return data
+        return message
 
     def _dataproc_lookup(self, project_id: str, region: str, job_id: str) -> SimJob:
         job = self.core.get_job("dataproc", job_id, project_id=project_id, region=region)
@@ -96,6 +105,29 @@ class GoogleGrpcServicer(GrpcCalls):
             req,
             lambda: self._dataproc_job(self._dataproc_lookup(req.project_id, req.region, req.job_id)),
         )
+
+    async def _dataproc_list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """ListJobs: the region's jobs by id, ``job_state_matcher`` ACTIVE (not terminal) / NON_ACTIVE / ALL."""
+        dp = self._dp
+        req = dp.ListJobsRequest.deserialize(raw)
+        matcher = dp.ListJobsRequest.JobStateMatcher(req.job_state_matcher).name
+
+        def respond() -> bytes:
+            if req.filter or req.cluster_name:
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "The simulator lists by job_state_matcher only."
+                )
+            jobs = self.core.listed_jobs("dataproc", project_id=req.project_id, region=req.region)
+            if matcher != "ALL":
+                jobs = [j for j in jobs if j.is_terminal() == (matcher == "NON_ACTIVE")]
+            page, token = list_page(jobs, req.page_size, req.page_token)
+            answer = dp.ListJobsResponse(
+                jobs=[self._dataproc_message(j) for j in page], next_page_token=token
+            )
+            data: bytes = dp.ListJobsResponse.serialize(answer)
+            return data
+
+        return await self.serve(context, "dataproc", "ListJobs", None, req, respond)
 
     async def _dataproc_cancel(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = self._dp.CancelJobRequest.deserialize(raw)
@@ -133,6 +165,10 @@ class GoogleGrpcServicer(GrpcCalls):
     # ---- Dataflow ---------------------------------------------------------------------------------
 
     def _dataflow_job(self, job: SimJob) -> bytes:
+        data: bytes = self._df.Job.serialize(self._dataflow_message(job))
+        return data
+
+    def _dataflow_message(self, job: SimJob) -> Any:
         df = self._df
         snap = job.snapshot()
         requested = {"cancel": "JOB_STATE_CANCELLED", "drain": "JOB_STATE_DRAINED"}
@@ -147,8 +183,7 @@ class GoogleGrpcServicer(GrpcCalls):
             create_time=ts(job.created_wall),
             requested_state=requested.get(job.actions[-1], 0) if job.actions else 0,
         )
-        data: bytes = df.Job.serialize(message)
-        return data
+        return message
 
     def _dataflow_lookup(self, project_id: str, location: str, job_id: str) -> SimJob:
         job = self.core.get_job("dataflow", job_id, project_id=project_id, location=location)
@@ -171,6 +206,26 @@ class GoogleGrpcServicer(GrpcCalls):
             req,
             lambda: self._dataflow_job(self._dataflow_lookup(req.project_id, location, req.job_id)),
         )
+
+    async def _dataflow_list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """ListJobs: the location's jobs by id, ``filter`` ACTIVE (not terminal) / TERMINATED / ALL."""
+        df = self._df
+        req = df.ListJobsRequest.deserialize(raw)
+        location = req.location or DATAFLOW_DEFAULT_LOCATION
+        which = df.ListJobsRequest.Filter(req.filter).name
+
+        def respond() -> bytes:
+            jobs = self.core.listed_jobs("dataflow", project_id=req.project_id, location=location)
+            if which in ("ACTIVE", "TERMINATED"):
+                jobs = [j for j in jobs if j.is_terminal() == (which == "TERMINATED")]
+            page, token = list_page(jobs, req.page_size, req.page_token)
+            answer = df.ListJobsResponse(
+                jobs=[self._dataflow_message(j) for j in page], next_page_token=token
+            )
+            data: bytes = df.ListJobsResponse.serialize(answer)
+            return data
+
+        return await self.serve(context, "dataflow", "ListJobs", None, req, respond)
 
     async def _dataflow_update(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = self._df.UpdateJobRequest.deserialize(raw)

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from airflow_jobstatus.simulator.core import Fault, SimulatorCore
+from airflow_jobstatus.simulator.core import Fault, SimJob, SimulatorCore
 
 #: An unterminated varint tag: no protobuf message decodes from it.
 UNDECODABLE_BODY = b"\xff\xff\xff"
@@ -37,6 +37,21 @@ FAULT_STATUS = {
 
 
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+#: List calls: the page size when the request gives none, and the most one page holds.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def list_page(jobs: list[SimJob], page_size: int, page_token: str) -> tuple[list[SimJob], str]:
+    """One page of ``jobs`` (sorted by id) after ``page_token`` (the last id of the previous page).
+
+    The token is the last id served, so jobs that end between pages do not shift the next page.
+    """
+    size = min(MAX_PAGE_SIZE, page_size) if page_size > 0 else DEFAULT_PAGE_SIZE
+    rest = [j for j in jobs if j.job_id > page_token] if page_token else jobs
+    page = rest[:size]
+    return page, (page[-1].job_id if len(rest) > size else "")
 
 
 class RpcError(Exception):

@@ -56,9 +56,11 @@ class HuaweiApi:
             web.put(_CDM_JOB + "/stop", self.cdm_stop),
             web.get(_CDM + "/submissions", self.cdm_submissions),
             web.post(_V1 + "/jobs/submit-job", self.dli_submit),
+            web.get(_V1 + "/jobs", self.dli_list),
             web.get("/v1/{project_id}/jobs/{job_id}/progress", self.dli_progress),
             web.get(_V1 + "/jobs/{job_id}/status", self.dli_status),
             web.delete(_V1 + "/jobs/{job_id}", self.dli_cancel),
+            web.get(_V2 + "/batches", self.spark_list),
             web.get(_V2 + "/batches/{batch_id}/state", self.spark_state),
             web.delete(_V2 + "/batches/{batch_id}", self.spark_cancel),
         ]
@@ -224,6 +226,36 @@ class HuaweiApi:
 
         return await self._serve(request, "dli", job_id, "CreateSqlJob", respond, body=body)
 
+    async def dli_list(self, request: web.Request) -> web.StreamResponse:
+        """Querying All Jobs: SQL jobs, newest first, by ``job-status`` and ``job-type``, paged.
+
+        ``page-size`` 1..100 (default 50), ``current-page`` from 1; ``job_count`` counts every match.
+        """
+        query = request.query
+        try:
+            size = int(query.get("page-size", "50"))
+            page = int(query.get("current-page", "1"))
+        except ValueError:
+            size = page = 0
+        if not 1 <= size <= 100 or page < 1:
+            return _response(dli_error(400, "DLI.0001", "page-size must be 1..100 and current-page >= 1."))
+        status, job_type = query.get("job-status"), query.get("job-type", "ALL")
+
+        def respond() -> Answer:
+            entries = []
+            for job in self.core.listed_jobs("dli", job_type="sql"):
+                meta = self._dli_meta.get(job, {})
+                if status and str(job.state_at()) != status:
+                    continue
+                if job_type != "ALL" and meta.get("job_type", "QUERY") != job_type:
+                    continue
+                entries.append((job.created_wall, bodies.dli_list_entry(job, meta)))
+            entries.sort(key=lambda e: (-e[0], e[1]["job_id"]))
+            jobs = [entry for _, entry in entries[(page - 1) * size : page * size]]
+            return Answer(200, {"is_success": True, "message": "", "job_count": len(entries), "jobs": jobs})
+
+        return await self._serve(request, "dli", None, "ListSqlJobs", respond)
+
     async def dli_progress(self, request: web.Request) -> web.StreamResponse:
         """Status, progress and subjobs as in the reference doc."""
         job_id = request.match_info["job_id"]
@@ -263,6 +295,29 @@ class HuaweiApi:
         return await self._serve(request, "dli", job_id, "CancelSqlJob", respond)
 
     # ---- DLI Spark ----------------------------------------------------------------------------------
+
+    async def spark_list(self, request: web.Request) -> web.StreamResponse:
+        """Querying Batch Job List: batches newest first, by ``state`` (case-insensitive), ``from``/``size``."""
+        try:
+            start = int(request.query.get("from", "0"))
+            size = int(request.query.get("size", "100"))
+        except ValueError:
+            start = size = -1
+        if start < 0 or size < 1:
+            return _response(dli_error(400, "DLI.0001", "from must be >= 0 and size >= 1."))
+        state = request.query.get("state", "").lower()
+
+        def respond() -> Answer:
+            batches = [
+                job
+                for job in self.core.listed_jobs("dli", job_type="spark")
+                if not state or str(job.state_at()).lower() == state
+            ]
+            batches.sort(key=lambda job: (-job.created_wall, job.job_id))
+            sessions = [bodies.spark_list_entry(job) for job in batches[start : start + size]]
+            return Answer(200, {"from": start, "total": len(batches), "sessions": sessions})
+
+        return await self._serve(request, "dli", None, "ListSparkJobs", respond)
 
     async def spark_state(self, request: web.Request) -> web.StreamResponse:
         """``{"id", "state"}`` with the state exactly as the timeline spells it (``running``, ``Success``)."""

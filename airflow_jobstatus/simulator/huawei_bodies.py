@@ -195,3 +195,31 @@ def dli_status(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
         "statement": meta.get("statement", ""),
         "tags": [],
     }
+
+
+def dli_list_entry(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
+    """One job of "Querying All Jobs" (the status body's fields, without the single-job ones)."""
+    entry = dli_status(job, meta)
+    for key in ("is_success", "job_mode", "user_conf"):
+        entry.pop(key, None)
+    return entry
+
+
+def spark_list_entry(job: SimJob) -> dict[str, Any]:
+    """One batch of "Querying Batch Job List" (the state exactly as the timeline spells it)."""
+    snap = job.snapshot()
+    end = snap["state_start_wall"] if job.is_terminal() else time.time()
+    return {
+        "id": job.job_id,
+        "state": snap["state"],
+        "appId": f"application_{_ms(job.created_wall)}_0001",
+        "log": [],
+        "sc_type": "A",
+        "cluster_name": "default",
+        "queue": "default",
+        "create_time": _ms(job.created_wall),
+        "update_time": _ms(snap["state_start_wall"]),
+        "duration": max(0, _ms(end) - _ms(job.created_wall)),
+        "owner": DLI_OWNER,
+        "kind": "",
+    }

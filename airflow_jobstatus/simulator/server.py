@@ -276,6 +276,10 @@ class Simulator:
     def calls(self, service: str, job_id: str | None = None) -> int:
         return self.core.calls(service, job_id)
 
+    def method_calls(self, service: str) -> dict[str, int]:
+        """Requests the service received, by method (list calls included: ``ListJobs``, …)."""
+        return self.core.method_calls(service)
+
     def requests(self, service: str, job_id: str) -> list[dict[str, Any]]:
         return self.core.requests(service, job_id)
 

@@ -10,13 +10,14 @@ import asyncio
 import importlib
 import importlib.util
 import re
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, ts
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
 
 VERTEX_SERVICE = "google.cloud.aiplatform.v1.JobService"
 #: Vertex AI collections: resource-name segment → (job_type, message module, message class).
@@ -30,6 +31,29 @@ VERTEX_COLLECTIONS = {
     ),
 }
 _VERTEX_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/([A-Za-z]+)/([^/]+)$")
+_VERTEX_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+#: One comparison of a list filter: ``[NOT ]state(=|!=)"JOB_STATE_X"`` (the only field served here).
+_STATE_TERM = re.compile(r'^(NOT\s+)?state\s*(!=|=)\s*"?([A-Z_]+)"?$')
+
+
+def state_filter(text: str) -> Callable[[str], bool]:
+    """A list ``filter`` on ``state`` as a predicate (AIP-160: OR binds tighter than AND).
+
+    ValueError for anything else (another field, parentheses): the simulator serves ``state`` only.
+    """
+    if not text.strip():
+        return lambda state: True
+    clauses = []
+    for conjunct in re.split(r"\s+AND\s+", text.strip()):
+        terms = []
+        for term in re.split(r"\s+OR\s+", conjunct.strip()):
+            match = _STATE_TERM.match(term.strip())
+            if match is None:
+                raise ValueError(f"unsupported filter term {term!r} (the simulator filters on state only)")
+            negate, op, value = bool(match.group(1)), match.group(2), match.group(3)
+            terms.append((negate != (op == "!="), value))
+        clauses.append(terms)
+    return lambda state: all(any((state == v) != neg for neg, v in terms) for terms in clauses)
 
 
 def vertex_available() -> bool:
@@ -53,7 +77,42 @@ class VertexJobs:
         for kind in ("CustomJob", "BatchPredictionJob", "HyperparameterTuningJob"):
             out[f"Get{kind}"] = self._vertex_handler(kind, cancel=False)
             out[f"Cancel{kind}"] = self._vertex_handler(kind, cancel=True)
+            out[f"List{kind}s"] = self._list_handler(kind)
         return out
+
+    def _list_handler(self, kind: str) -> Handler:
+        """List<Kind>s: the location's jobs of that kind by id, filtered on ``state``, paged."""
+        collection, entry = next((c, e) for c, e in VERTEX_COLLECTIONS.items() if e[2] == kind)
+        field = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower() + "s"  # custom_jobs, …
+
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if self._vertex is None:
+                await asyncio.to_thread(self._vertex_modules)
+            service = self._vertex_modules()["job_service"]
+            req = getattr(service, f"List{kind}sRequest").deserialize(raw)
+
+            def respond() -> bytes:
+                match = _VERTEX_PARENT.match(req.parent)
+                if match is None:
+                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {req.parent!r}.")
+                try:
+                    keep = state_filter(req.filter)
+                except ValueError as err:
+                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+                project_id, location = match.groups()
+                where = {"project_id": project_id, "location": location, "job_type": entry[0]}
+                jobs = [j for j in self.core.listed_jobs("vertex_ai", **where) if keep(str(j.state_at()))]
+                page, token = list_page(jobs, req.page_size, req.page_token)
+                items = [
+                    self._vertex_message(j, f"{req.parent}/{collection}/{j.job_id}", entry) for j in page
+                ]
+                response = getattr(service, f"List{kind}sResponse")
+                data: bytes = response.serialize(response(**{field: items, "next_page_token": token}))
+                return data
+
+            return await self.calls.serve(context, "vertex_ai", f"List{kind}s", None, req, respond)
+
+        return handle
 
     def _vertex_modules(self) -> dict[str, ModuleType]:
         if self._vertex is None:
@@ -106,6 +165,11 @@ class VertexJobs:
         return b""  # google.protobuf.Empty
 
     def _vertex_job(self, job: SimJob, name: str, entry: tuple[str, str, str]) -> bytes:
+        message = self._vertex_message(job, name, entry)
+        data: bytes = type(message).serialize(message)
+        return data
+
+    def _vertex_message(self, job: SimJob, name: str, entry: tuple[str, str, str]) -> Any:
         modules = self._vertex_modules()
         cls = getattr(modules[entry[1]], entry[2])
         snap = job.snapshot()
@@ -124,5 +188,4 @@ class VertexJobs:
         if snap.get("error"):
             code = snap.get("error_code", 1 if state == "JOB_STATE_CANCELLED" else 13)
             fields["error"] = modules["status_pb2"].Status(code=code, message=str(snap["error"]))
-        data: bytes = cls.serialize(cls(**fields))
-        return data
+        return cls(**fields)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
+    from airflow_jobstatus.coalescing import Waiter
+
 #: The task states a trigger may end a task in (``end_from_trigger``).
 END_STATES = ("failed", "skipped", "success")
 #: Seconds kept back from ``[triggerer] on_kill_timeout`` so a slow cancel is logged before Airflow gives up.
@@ -102,6 +104,7 @@ class JobStatusTrigger(BaseTrigger):
         soft_fail: bool = False,
         push_return_value: bool = True,
         outcome_xcoms: str | None = None,
+        coalesce: bool = False,
     ):
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.service = service
@@ -125,6 +128,11 @@ class JobStatusTrigger(BaseTrigger):
         self.soft_fail = bool(soft_fail)
         self.push_return_value = bool(push_return_value)
         self.outcome_xcoms = outcome_xcoms
+        self.coalesce = bool(coalesce)
+        if self.coalesce:
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(service, self.job_ref or None)  # ConfigurationError when it cannot
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -147,6 +155,7 @@ class JobStatusTrigger(BaseTrigger):
                 "soft_fail": self.soft_fail,
                 "push_return_value": self.push_return_value,
                 "outcome_xcoms": self.outcome_xcoms,
+                "coalesce": self.coalesce,
             },
         )
 
@@ -166,21 +175,33 @@ class JobStatusTrigger(BaseTrigger):
     def _ref(self) -> JobRef:
         return get_service(self.service).ref(self.job_ref)
 
+    def _waiter(self, hook: JobStatusHook[Any], ref: JobRef) -> Waiter | None:
+        """With ``coalesce``: the wait's polls through a list call shared by waits (its read, and a
+        pause until the next list answer instead of a sleep); None: the job's own read every interval."""
+        if not self.coalesce:
+            return None
+        from airflow_jobstatus.coalescing import Waiter
+
+        return Waiter(hook, ref, self.poll_interval)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         policy = RetryPolicy(
             self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
         )
         watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
+        waiter: Waiter | None = None
         in_triggerer = self.trigger_id is not None  # set by the triggerer (not by dag.test())
         if in_triggerer:
             triggerer_gc.apply_once(self.log)
             triggerer_gc.wait_started(self.log)
         try:
             hook, ref = self._hook(), self._ref()
+            waiter = self._waiter(hook, ref)
             if self.initial_delay > 0:
                 await shared_sleep(self.initial_delay)
             while True:
-                status = await watch.aread(hook.aget_status, ref)  # no closure: no cells held per trigger
+                # No closure: no cells held per trigger.
+                status = await (watch.aread(waiter) if waiter else watch.aread(hook.aget_status, ref))
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
@@ -189,7 +210,7 @@ class JobStatusTrigger(BaseTrigger):
                 # Nothing of this poll is held through the interval: at 10,000 waits, objects that
                 # outlive two young collections are what sets off full GCs (shared_sleep's docstring).
                 del status
-                await shared_sleep(self.poll_interval)
+                await (waiter.pause() if waiter else shared_sleep(self.poll_interval))
         except ServiceError as err:
             yield TriggerEvent(
                 {"status": "error", "error": err.to_dict(), "message": str(err)} | watch.snapshot()
@@ -203,6 +224,8 @@ class JobStatusTrigger(BaseTrigger):
         finally:
             if in_triggerer:
                 triggerer_gc.wait_ended()
+            if waiter is not None:
+                waiter.close()  # leave the poller (the last waiter out stops it)
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
     def end_state(self, verdict: Verdict) -> str | None:
@@ -368,6 +391,10 @@ class JobStatusStartTrigger(JobStatusTrigger):
         self.job_ref = {name: values[name] for name in self.ref_fields}
         self.conn_id = values[self.conn_field]
         self._ref()  # a ConfigurationError for a value that is not a valid reference
+        if self.coalesce:
+            from airflow_jobstatus.coalescing import coalescing_of
+
+            coalescing_of(self.service, self.job_ref)  # e.g. a DLI Spark batch cannot coalesce
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         if self._start_error is None:

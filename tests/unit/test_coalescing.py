@@ -1,0 +1,353 @@
+"""The coalescer's rules against an in-memory list (no wire): one list call per interval per key,
+absent or terminal → the job's own read, list errors per waiter, the poller's lifetime, keys kept
+apart, detection within the interval; and the trigger/sensor switch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from airflow_jobstatus import coalescing
+from airflow_jobstatus.coalescing import Waiter, active_pollers
+from airflow_jobstatus.exceptions import (
+    ConfigurationError,
+    JobNotFoundError,
+    TransientServiceError,
+)
+from airflow_jobstatus.hooks.base import JobStatusHook
+from airflow_jobstatus.services.base import Coalescing
+from airflow_jobstatus.services.dataproc import DataprocJobRef
+from airflow_jobstatus.states import JobState, JobStatus
+from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+from tests.unit.fakes import make_sensor
+
+INTERVAL = 0.1
+
+
+class ListHook(JobStatusHook[Any]):
+    """A Dataproc-like hook whose active list is a dict the test edits; every call is counted."""
+
+    service = "dataproc"
+    conn_name_attr = "fake_conn_id"
+    default_conn_name = "fake_default"
+
+    def __init__(self, active: dict[str, str], conn_id: str = "fake_default") -> None:
+        JobStatusHook.__init__(self, conn_id)
+        self.active = active  # job id → normalized state name of the jobs the list shows
+        self.final: dict[str, JobStatus] = {}
+        self.list_error: Exception | None = None
+        self.lists: list[float] = []
+        self.reads: list[str] = []
+
+    async def alist_active(self, ref: Any) -> list[Any]:
+        await asyncio.sleep(0)
+        self.lists.append(asyncio.get_running_loop().time())
+        if self.list_error is not None:
+            error, self.list_error = self.list_error, None
+            raise error
+        return [{"id": job_id, "state": state} for job_id, state in self.active.items()]
+
+    async def aget_status(self, ref: Any) -> JobStatus:
+        await asyncio.sleep(0)
+        self.reads.append(ref.job_id)
+        return self.final.get(ref.job_id) or JobStatus("dataproc", ref.job_id, JobState.RUNNING, "RUNNING")
+
+
+def parse_entry(entry: dict[str, Any], ref: Any) -> JobStatus:
+    return JobStatus("dataproc", ref.job_id, JobState(entry["state"]), entry["state"], message="from list")
+
+
+FAKE = Coalescing(("project_id", "region"), lambda p, r: None, lambda e: e["id"], parse_entry)
+
+
+@pytest.fixture(autouse=True)
+def fake_coalescing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dataproc's list facts replaced by the dict-based ones above (the rules are the same)."""
+    real = coalescing.coalescing_of
+
+    def of(service: str, ref: Any = None) -> Coalescing:
+        real(service, ref)  # still refuses what cannot coalesce
+        return FAKE
+
+    monkeypatch.setattr(coalescing, "coalescing_of", of)
+
+
+def ref(job_id: str, region: str = "europe-west1") -> DataprocJobRef:
+    return DataprocJobRef(job_id=job_id, region=region, project_id="p")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_one_list_call_per_interval_for_many_waiters() -> None:
+    hook = ListHook({f"j{i}": "RUNNING" for i in range(50)})
+
+    async def scenario() -> list[JobStatus]:
+        waiters = [Waiter(hook, ref(f"j{i}"), INTERVAL) for i in range(50)]
+        seen: list[JobStatus] = []
+        for _ in range(3):  # three polls of every waiter, as their triggers would make
+            seen += await asyncio.gather(*(w() for w in waiters))
+            await asyncio.gather(*(w.pause() for w in waiters))
+        for w in waiters:
+            w.close()
+        return seen
+
+    seen = run(scenario())
+    assert len(seen) == 150 and all(s.message == "from list" and s.state is JobState.RUNNING for s in seen)
+    assert 3 <= len(hook.lists) <= 4  # one list call per interval, whatever the number of waiters
+    assert hook.reads == []  # nobody needed its own read
+    gaps = [b - a for a, b in zip(hook.lists, hook.lists[1:], strict=False)]
+    assert all(g >= INTERVAL * 0.9 for g in gaps)
+
+
+def test_absent_or_terminal_job_gets_its_own_read() -> None:
+    hook = ListHook({"running": "RUNNING", "ended": "SUCCEEDED"})
+    hook.final["gone"] = JobStatus("dataproc", "gone", JobState.FAILED, "ERROR", message="Driver died")
+    hook.final["ended"] = JobStatus("dataproc", "ended", JobState.SUCCEEDED, "DONE", message="own read")
+
+    async def scenario() -> list[JobStatus]:
+        waiters = [Waiter(hook, ref(j), INTERVAL) for j in ("running", "gone", "ended")]
+        out = list(await asyncio.gather(*(w() for w in waiters)))
+        for w in waiters:
+            w.close()
+        return out
+
+    running, gone, ended = run(scenario())
+    assert running.message == "from list"
+    assert gone.state is JobState.FAILED and gone.message == "Driver died"  # exactly the own read
+    assert ended.message == "own read"  # a terminal entry is never the final word
+    assert sorted(hook.reads) == ["ended", "gone"]
+
+
+def test_a_failed_list_is_a_read_error_of_each_waiter() -> None:
+    hook = ListHook({"a": "RUNNING", "b": "RUNNING"})
+    hook.list_error = TransientServiceError("503", service="dataproc", job_id="(job list)", code=503)
+
+    async def scenario() -> tuple[list[Any], list[JobStatus]]:
+        waiters = [Waiter(hook, ref(j), INTERVAL) for j in ("a", "b")]
+        first = await asyncio.gather(*(w() for w in waiters), return_exceptions=True)
+        second = await asyncio.gather(*(w() for w in waiters))
+        for w in waiters:
+            w.close()
+        return list(first), list(second)
+
+    first, second = run(scenario())
+    assert all(isinstance(e, TransientServiceError) for e in first)
+    assert [e.job_id for e in first] == ["a", "b"] and first[0] is not first[1]
+    assert [s.state for s in second] == [JobState.RUNNING] * 2  # the next list serves them again
+    assert hook.reads == []
+
+
+def test_a_final_list_error_keeps_its_kind() -> None:
+    hook = ListHook({})
+    hook.list_error = JobNotFoundError("no such region", service="dataproc", code=404)
+
+    async def scenario() -> BaseException:
+        w = Waiter(hook, ref("a"), INTERVAL)
+        try:
+            await w()
+        except JobNotFoundError as err:
+            return err
+        finally:
+            w.close()
+        raise AssertionError("no error")
+
+    assert not run(scenario()).retryable
+
+
+def test_last_waiter_leaving_stops_the_poller() -> None:
+    hook = ListHook({"a": "RUNNING", "b": "RUNNING"})
+
+    async def scenario() -> tuple[int, int, int]:
+        a, b = Waiter(hook, ref("a"), INTERVAL), Waiter(hook, ref("b"), INTERVAL)
+        await asyncio.gather(a(), b())
+        a.close()
+        await asyncio.sleep(INTERVAL * 2.5)
+        still = len(active_pollers())
+        b.close()
+        gone = len(active_pollers())
+        calls = len(hook.lists)
+        await asyncio.sleep(INTERVAL * 3)
+        return still, gone, len(hook.lists) - calls
+
+    still, gone, after = run(scenario())
+    assert (still, gone, after) == (1, 0, 0)
+
+
+def test_a_waiter_dropped_without_close_leaves_too() -> None:
+    hook = ListHook({"a": "RUNNING"})
+
+    async def scenario() -> int:
+        w = Waiter(hook, ref("a"), INTERVAL)
+        await w()
+        del w  # a trigger garbage-collected without its finally: the weak set forgets it
+        await asyncio.sleep(INTERVAL * 2.5)
+        return len(active_pollers())
+
+    assert run(scenario()) == 0
+
+
+def test_connections_regions_and_intervals_are_not_mixed() -> None:
+    hook, other_conn = ListHook({"a": "RUNNING"}), ListHook({"a": "RUNNING"}, conn_id="other")
+
+    async def scenario() -> int:
+        waiters = [
+            Waiter(hook, ref("a"), INTERVAL),
+            Waiter(hook, ref("b"), INTERVAL),  # same key as the first
+            Waiter(other_conn, ref("a"), INTERVAL),
+            Waiter(hook, ref("a", region="us-east1"), INTERVAL),
+            Waiter(hook, ref("a"), INTERVAL * 2),
+        ]
+        await asyncio.gather(*(w() for w in waiters))
+        count = len(active_pollers())
+        for w in waiters:
+            w.close()
+        return count
+
+    assert run(scenario()) == 4
+
+
+def test_detection_within_the_interval() -> None:
+    """A job leaving the list is seen by a trigger's loop (read, pause) within the interval, even by a
+    waiter that was busy past the list answer (its pause returns at once: it never sleeps a full
+    interval on top of the list's)."""
+    interval = 0.3
+    hook = ListHook({"a": "RUNNING", "b": "RUNNING"})
+    for job in ("a", "b"):
+        hook.final[job] = JobStatus("dataproc", job, JobState.SUCCEEDED, "DONE")
+
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        ended: dict[str, float] = {}
+
+        async def wait(job: str, busy: float) -> float:
+            w = Waiter(hook, ref(job), interval)
+            while not (await w()).state.is_terminal:
+                await asyncio.sleep(busy)  # e.g. a slow log handler between polls
+                await w.pause()
+            w.close()
+            return loop.time() - ended[job]
+
+        async def end_jobs() -> None:
+            await asyncio.sleep(interval * 2.4)
+            for job in ("a", "b"):
+                del hook.active[job]
+                ended[job] = loop.time()
+
+        ender = asyncio.create_task(end_jobs())
+        lags = await asyncio.gather(wait("a", 0.0), wait("b", interval * 0.9))
+        await ender
+        return list(lags)
+
+    assert all(lag <= 0.3 + 0.3 + 0.1 for lag in run(scenario()))
+
+
+# -- the switch: trigger and sensors -------------------------------------------------------------
+
+
+def test_trigger_reads_through_the_coalescer(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = ListHook({"job-1": "RUNNING"})
+    hook.final["job-1"] = JobStatus("dataproc", "job-1", JobState.SUCCEEDED, "DONE", message="done")
+    monkeypatch.setattr(JobStatusTrigger, "_hook", lambda self: hook)
+    trigger = JobStatusTrigger(
+        "dataproc", {"job_id": "job-1", "region": "europe-west1"}, poll_interval=0.05, coalesce=True
+    )
+    assert trigger.serialize()[1]["coalesce"] is True
+
+    async def scenario() -> dict[str, Any]:
+        async def finish() -> None:
+            await asyncio.sleep(0.2)
+            hook.active.clear()
+
+        ender = asyncio.create_task(finish())
+        agen = trigger.run()
+        event = await agen.__anext__()
+        await agen.aclose()
+        await ender
+        assert active_pollers() == {}  # the trigger's end left the poller
+        return dict(event.payload)
+
+    payload = run(scenario())
+    assert payload["status"] == "success" and payload["job_status"]["message"] == "done"
+    assert hook.reads == ["job-1"] and len(hook.lists) >= 2
+
+
+def test_unsupported_services_refuse_coalesce() -> None:
+    with pytest.raises(ConfigurationError, match="not supported for CDM"):
+        JobStatusTrigger("cdm", {"cluster_id": "c", "job_name": "j"}, coalesce=True)
+    with pytest.raises(ConfigurationError, match="not supported for CDM"):
+        make_sensor("cdm", coalesce=True)
+    assert JobStatusTrigger("dli", {"job_id": "b", "job_type": "spark"}, coalesce=True).coalesce
+
+
+def test_a_ref_the_service_cannot_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service may refuse some refs (``Coalescing.unsupported``): at parse time and when rendered."""
+    import dataclasses
+
+    from airflow_jobstatus.services import REGISTRY
+
+    spec = REGISTRY["dli"]
+    assert spec.coalescing is not None
+    refusing = dataclasses.replace(spec.coalescing, unsupported=lambda ref: "not this one")
+    monkeypatch.setitem(REGISTRY, "dli", dataclasses.replace(spec, coalescing=refusing))
+    with pytest.raises(ConfigurationError, match="not this one"):
+        JobStatusTrigger("dli", {"job_id": "b"}, coalesce=True)
+    with pytest.raises(ConfigurationError, match="not this one"):
+        make_sensor("dli", coalesce=True)
+
+
+@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dli"])
+def test_sensors_pass_coalesce_to_the_trigger(service: str) -> None:
+    sensor = make_sensor(service, coalesce=True, deferrable=True)
+    assert sensor.make_trigger(5.0).coalesce is True
+    assert make_sensor(service).make_trigger(5.0).coalesce is False  # off by default
+
+
+def test_a_sensor_started_in_the_triggerer_coalesces_too() -> None:
+    sensor = make_sensor("dli", coalesce=True, deferrable=True)
+    args = sensor.start_trigger_args
+    assert args is not None and args.trigger_kwargs["coalesce"] is True
+    from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger
+
+    trigger = JobStatusStartTrigger(**args.trigger_kwargs)
+    assert trigger.serialize()[1]["coalesce"] is True
+    trigger.job_id, trigger.job_type = "j-1", "spark"  # rendered in the triggerer
+    trigger._take_rendered_fields()
+    assert trigger.job_ref == {"job_id": "j-1", "job_type": "spark"}
+
+
+# -- the services' list facts (pure) --------------------------------------------------------------
+
+
+def test_dli_list_pages_stop_at_the_documented_limit() -> None:
+    from airflow_jobstatus.services import dli
+
+    sql = dli.list_active_call("", dli.DliJobRef("j"))
+    assert [dict(op.query)["job-status"] for op in sql] == ["LAUNCHING", "RUNNING", "SCALING"]
+    full = {"jobs": [{"job_id": str(i)} for i in range(100)], "job_count": 50_000}
+    _, nxt = dli.list_page(sql[1], full)
+    assert nxt is not None and dict(nxt.query)["current-page"] == "2"
+    last = dli._sql_list_op("RUNNING", 100)  # current-page ranges over 1..100: the rest are read one by one
+    assert dli.list_page(last, full)[1] is None
+    assert dli.list_page(sql[1], {"jobs": [], "job_count": 0}) == ([], None)
+
+    spark = dli.list_active_call("", dli.DliJobRef("b", job_type="spark"))
+    assert [dict(op.query)["state"] for op in spark] == ["starting", "running", "recovering"]
+    page = {"sessions": [{"id": str(i)} for i in range(100)], "total": 150}
+    _, nxt = dli.list_page(spark[1], page)
+    assert nxt is not None and dict(nxt.query)["from"] == "100"
+    assert dli.list_entry_id({"id": "b-1"}) == "b-1" and dli.list_entry_id({"job_id": "j-1"}) == "j-1"
+
+
+def test_vertex_active_filter_keeps_exactly_the_non_terminal_states() -> None:
+    from airflow_jobstatus.services import vertex_ai
+    from airflow_jobstatus.simulator.vertex_grpc import state_filter
+
+    keep = state_filter(vertex_ai.ACTIVE_FILTER)
+    for native, state in vertex_ai.STATES.table.items():
+        assert keep(native) is not state.is_terminal, native
+    either = state_filter('state="JOB_STATE_RUNNING" OR state="JOB_STATE_QUEUED" AND NOT state="X"')
+    assert either("JOB_STATE_QUEUED") and not either("JOB_STATE_FAILED")
