@@ -26,7 +26,7 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
-from airflow_jobstatus.hooks import huaweicloud
+from airflow_jobstatus.hooks import huawei_config, huaweicloud
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.hooks.dli import DliJobHook
@@ -666,7 +666,7 @@ async def test_connection_reread_after_the_ttl(
     monkeypatch: pytest.MonkeyPatch, sim: Simulator, path: str
 ) -> None:
     sim.add_job("dli", "r", [{"state": "RUNNING"}])
-    monkeypatch.setattr(huaweicloud, "CONFIG_TTL_SECONDS", 0.0)
+    monkeypatch.setattr(huawei_config, "CONFIG_TTL_SECONDS", 0.0)  # the cache reads it there
     before = reads()
     for _ in range(3):
         await read(DliJobHook(), path, ref("dli", "r"))

@@ -1,0 +1,229 @@
+"""What a ``huaweicloud`` connection says (``HuaweiConfig``), and the process's cache of parsed connections.
+
+A connection is read once per process per connection id and kept ``CONFIG_TTL_SECONDS`` (the hook
+drops it on an authentication error). ``COUNTERS`` counts what the process created or read; every
+Huawei module updates this one object, and tests and benchmarks read it through ``counters()``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.hooks.loop_cache import env_connection_key
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+CONN_TYPE = "huaweicloud"
+DEFAULT_CONN_ID = "huaweicloud_default"
+#: How long a connection read stays valid in this process (seconds).
+CONFIG_TTL_SECONDS = 60.0
+_FALSE_STRINGS = frozenset({"false", "0", "no", "off", ""})
+_URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s:]+:[^/@\s]+@")
+
+#: What this process created or read, by kind: "requests_sessions", "aiohttp_sessions",
+#: "connection_reads". Tests check reuse with it.
+COUNTERS: Counter[str] = Counter()
+
+
+def counters() -> dict[str, int]:
+    """A copy of the per-process counters."""
+    return dict(COUNTERS)
+
+
+def _mask(secret: str) -> None:
+    """Register a secret with Airflow's secrets masker so it never shows in logs."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDKs
+        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+    mask_secret(secret)
+
+
+def _as_bool(value: Any, default: bool = True) -> bool:
+    """A boolean extra that may arrive as a JSON bool or a string such as "false"."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_STRINGS
+    return bool(value)
+
+
+def _with_scheme(endpoint: str) -> str:
+    """Endpoint with https:// added when it has no scheme (as the SDK does), without a trailing slash."""
+    endpoint = endpoint.strip().rstrip("/")
+    return endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}"
+
+
+def _redact_url(url: str) -> str:
+    return _URL_CREDENTIALS.sub("***@", url)
+
+
+def _proxy_url(conn_id: str, value: Any) -> str | None:
+    """The ``proxy`` extra as ``http(s)://[user:password@]host[:port]``; its password is masked."""
+    if not value:
+        return None
+    text = str(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("",):
+        raise ConfigurationError(
+            f"Connection {conn_id!r}: 'proxy' must be http(s)://host:port, got {_redact_url(text)!r}."
+        )
+    if parts.password:
+        _mask(parts.password)
+    return text
+
+
+@dataclass(frozen=True)
+class HuaweiConfig:
+    """What a huaweicloud connection says; the secret fields are left out of repr."""
+
+    conn_id: str
+    ak: str
+    sk: str = field(repr=False)
+    project_id: str
+    region: str | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)
+    verify_ssl: bool = True
+    security_token: str | None = field(default=None, repr=False)
+    #: ``http(s)://host:port`` both paths send through; None: the environment's proxy, if any.
+    proxy: str | None = field(default=None, repr=False)
+    #: What this (cached) config has worked out once and reuses on every request: the proxy per
+    #: endpoint origin. It lives as long as the config (CONFIG_TTL_SECONDS).
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> HuaweiConfig:
+        """Validate a connection: AK, SK and project_id are required; secrets are masked at once."""
+        conn_id = conn.conn_id
+        extra = conn.extra_dejson or {}
+
+        def get(key: str) -> Any:
+            value = extra.get(key, extra.get(f"extra__{CONN_TYPE}__{key}"))
+            return value.strip() if isinstance(value, str) else value
+
+        sk = (conn.password or "").strip()
+        token = get("security_token") or None
+        for secret in (sk, token):
+            if secret:
+                _mask(secret)
+        ak = (conn.login or "").strip()
+        if not ak or not sk:
+            raise ConfigurationError(
+                f"Connection {conn_id!r} needs the access key (AK) in login and the secret key (SK) in "
+                "password."
+            )
+        project_id = get("project_id")
+        if not project_id:
+            raise ConfigurationError(
+                f"Connection {conn_id!r} needs 'project_id' in its extras: the project the jobs live in."
+            )
+        endpoints = {
+            k: _with_scheme(v) for k in ("endpoint", "cdm_endpoint", "dli_endpoint") if (v := get(k))
+        }
+        return cls(
+            conn_id=conn_id,
+            ak=ak,
+            sk=sk,
+            project_id=str(project_id),
+            region=get("region") or None,
+            endpoints=endpoints,
+            verify_ssl=_as_bool(get("verify_ssl")),
+            security_token=token,
+            proxy=_proxy_url(conn_id, get("proxy")),
+        )
+
+    def endpoint(self, service: str) -> str:
+        """The service's endpoint: `endpoint` overrides all, then `<service>_endpoint`, then the region's."""
+        found = self.endpoints.get("endpoint") or self.endpoints.get(f"{service}_endpoint")
+        if found:
+            return found
+        if not self.region:
+            raise ConfigurationError(
+                f"Connection {self.conn_id!r} needs 'region' in its extras (or 'endpoint' / "
+                f"'{service}_endpoint') to reach {service.upper()}."
+            )
+        return f"https://{service}.{self.region}.myhuaweicloud.com"
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy for ``url``: the connection's, else HTTP(S)_PROXY unless NO_PROXY covers the host.
+
+        The environment is read once per endpoint origin and config (reading it scans os.environ
+        twice: it cost more than the rest of a poll).
+        """
+        if self.proxy:
+            return self.proxy
+        parts = urlsplit(url)
+        key = ("proxy", parts.scheme, parts.netloc)
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        from requests.utils import get_environ_proxies
+
+        proxy = self._memo[key] = get_environ_proxies(url).get(parts.scheme)
+        return proxy
+
+    def scrub(self, text: str) -> str:
+        """The text with the SK, the security token and URL credentials replaced: a last line of defence."""
+        for secret in (self.sk, self.security_token):
+            if secret:
+                text = text.replace(secret, "***")
+        return _redact_url(text)
+
+
+# ---- the connection read cache ---------------------------------------------------------------------
+
+CacheKey = tuple[str, str]
+
+
+def cache_key(conn_id: str) -> CacheKey:
+    """The connection id, and a digest of its AIRFLOW_CONN_* variable: changing the variable is a miss."""
+    return env_connection_key(conn_id)
+
+
+class _ConfigCache:
+    """Parsed connections by cache key, each valid CONFIG_TTL_SECONDS (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[CacheKey, tuple[float, HuaweiConfig]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey) -> HuaweiConfig | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if time.monotonic() - entry[0] >= CONFIG_TTL_SECONDS:
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: CacheKey, config: HuaweiConfig) -> HuaweiConfig:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), config)
+        return config
+
+    def drop(self, conn_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == conn_id]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CONFIGS = _ConfigCache()
+
+
+def clear_config_cache() -> None:
+    """Forget every cached connection (tests; a rotated key is otherwise picked up within the TTL)."""
+    CONFIGS.clear()
