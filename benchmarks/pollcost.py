@@ -252,7 +252,8 @@ def run(
     modes: tuple[str, ...] = DEFAULT_MODES,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Every mode ``rounds`` times, interleaved; per mode min/median ms per poll; per round the ratios."""
+    """Every mode ``rounds`` times, interleaved (the order rotates per round); per mode min/median ms per
+    poll; per round the ratios."""
     modes = available_modes(modes)
     sim.reset()
     sim.add_jobs(long_jobs({MODES[m][0] for m in modes}, n))
@@ -261,7 +262,8 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-pollcost-") as tmp:
         for r in range(rounds):
             row: dict[str, float | None] = {}
-            for mode in modes:
+            # Each round starts with the next mode: no mode always runs first (or last) in a round.
+            for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
                 out = Path(tmp) / f"{mode}-{r}.json"
                 cmd = [
                     sys.executable,

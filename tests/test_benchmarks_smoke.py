@@ -14,7 +14,7 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--n", "20", "--poll", "1"]
     cmd += ["--end", "7,9", "--no-anchor", "--no-imports", "--poke-count", "5", "--out-dir", str(tmp_path)]
     cmd += ["--floor-n", "10", "--pollcost-n", "20", "--pollcost-rounds", "1", "--pollcost-warm", "1.5"]
-    cmd += ["--coalesce-n", "20", "--coalesce-poll", "1", "--coalesce-end", "6,8"]
+    cmd += ["--coalesce-n", "20", "--coalesce-poll", "1", "--coalesce-end", "6,8", "--gc-setting-n", "20"]
     cmd += [
         "--pollcost-seconds",
         "2",
@@ -26,8 +26,11 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
 
     results = json.loads((tmp_path / "latest.json").read_text())
     assert {"date", "cpu_count", "python", "ours"} <= set(results["environment"])
-    (run,) = results["fleet"]["ours"]
+    run, with_setting = results["fleet"]["ours"]
     assert "failed" not in run, run
+    # The provider applied [jobstatus] triggerer_gc_threshold in the runner, as in a triggerer.
+    assert with_setting["gc_setting"] == "700,10,1000" and with_setting["gc_threshold"] == [700, 10, 1000]
+    assert run["gc_threshold"] != [700, 10, 1000] and with_setting["outcomes"] == {"success": 20}
     assert run["n"] == 20 and run["outcomes"] == {"success": 20}
     for field in ("polls", "cpu_per_1000_polls", "cpu_per_1000_polls_steady", "rss_per_trigger_kib"):
         assert run[field] is not None, field
