@@ -371,7 +371,7 @@ def pollcost_tables(pc: dict[str, Any]) -> list[str]:
     lines = [
         f"{st['n']:,} pollers per run, each polling its own running job every {st['interval']:g} s; CPU over "
         f"{st['seconds']:g} s after a {st['warm']:g} s warm-up; {st['rounds']} round(s), every mode once per "
-        "round, each in a fresh process.",
+        "round in an order rotated per round, each in a fresh process.",
         "",
         *table(["mode", "what", "CPU ms / poll min", "median", "max", "polls", "errors"], rows),
         "",
