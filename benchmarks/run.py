@@ -192,24 +192,17 @@ def fleets(args: argparse.Namespace, sim: SimProcess, env: dict[str, str], ancho
         "log_dir": args.log_dir,
     }
     out: dict[str, Any] = {"ours": [], "comparison": [], "floor": []}
-    for n in args.n:
-        log(f"our fleet: N={n} over {','.join(args.services)}")
-        try:
-            row = run_fleet(sim, ours_runner, env, n=n, services=args.services, label="ours", **common)
-        except RuntimeError as err:
-            row = {"label": "ours", "n": n, "failed": str(err)}
-        out["ours"].append(row)
-        log(f"  → {summary_line(row)}")
     gc_env = {**env, "AIRFLOW__JOBSTATUS__TRIGGERER_GC_THRESHOLD": GC_SETTING}
-    for n in args.gc_setting_n:
-        log(
-            f"our fleet: N={n} over {','.join(args.services)}, [jobstatus] triggerer_gc_threshold={GC_SETTING}"
-        )
+    plain = [(n, env, None) for n in args.n]
+    for n, fleet_env, setting in plain + [(n, gc_env, GC_SETTING) for n in args.gc_setting_n]:
+        suffix = f", [jobstatus] triggerer_gc_threshold={setting}" if setting else ""
+        log(f"our fleet: N={n} over {','.join(args.services)}{suffix}")
         try:
-            row = run_fleet(sim, ours_runner, gc_env, n=n, services=args.services, label="ours", **common)
+            row = run_fleet(sim, ours_runner, fleet_env, n=n, services=args.services, label="ours", **common)
         except RuntimeError as err:
             row = {"label": "ours", "n": n, "failed": str(err)}
-        row["gc_setting"] = GC_SETTING
+        if setting:
+            row["gc_setting"] = setting
         out["ours"].append(row)
         log(f"  → {summary_line(row)}")
     for n in args.anchor_n if anchor else []:
