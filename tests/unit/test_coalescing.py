@@ -211,38 +211,40 @@ def test_connections_regions_and_intervals_are_not_mixed() -> None:
 
 
 def test_detection_within_the_interval() -> None:
-    """A job leaving the list is seen by a trigger's loop (read, pause) within the interval, even by a
-    waiter that was busy past the list answer (its pause returns at once: it never sleeps a full
-    interval on top of the list's)."""
-    interval = 0.3
-    hook = ListHook({"a": "RUNNING", "b": "RUNNING"})
-    for job in ("a", "b"):
-        hook.final[job] = JobStatus("dataproc", job, JobState.SUCCEEDED, "DONE")
+    """A job leaving the list is seen at the first list answer after it left, even by a waiter that was
+    busy past that answer: its pause returns at once instead of sleeping on top of the list's interval,
+    and it waits only when it has seen the latest answer. List answers are driven by hand (an hour's
+    interval: the poller makes its first call and then none), so no timing is asserted."""
+    hook = ListHook({"a": "RUNNING"})
+    hook.final["a"] = JobStatus("dataproc", "a", JobState.SUCCEEDED, "DONE")
 
-    async def scenario() -> list[float]:
-        loop = asyncio.get_running_loop()
-        ended: dict[str, float] = {}
+    async def answers_once() -> None:
+        for _ in range(5):  # the poller's task, the list call and the publication
+            await asyncio.sleep(0)
 
-        async def wait(job: str, busy: float) -> float:
-            w = Waiter(hook, ref(job), interval)
-            while not (await w()).state.is_terminal:
-                await asyncio.sleep(busy)  # e.g. a slow log handler between polls
-                await w.pause()
-            w.close()
-            return loop.time() - ended[job]
+    async def scenario() -> list[Any]:
+        w = Waiter(hook, ref("a"), 3600.0)
+        first = await w()  # joins; the poller's first list answer (generation 1)
+        (poller,) = active_pollers().values()
+        pause = asyncio.ensure_future(w.pause())
+        await answers_once()
+        blocked = not pause.done()  # nothing new since generation 1: the pause waits
+        del hook.active["a"]  # the job ends while the waiter is "busy"
+        poller._publish(await poller._list())  # generation 2 answers without it
+        await answers_once()
+        woke = pause.done()
+        busy_pause = asyncio.ensure_future(w.pause())  # not yet read generation 2: returns at once
+        await asyncio.sleep(0)
+        at_once = busy_pause.done()
+        final = await w()
+        w.close()
+        return [first.state, blocked, woke, at_once, final.state, hook.reads, len(hook.lists)]
 
-        async def end_jobs() -> None:
-            await asyncio.sleep(interval * 2.4)
-            for job in ("a", "b"):
-                del hook.active[job]
-                ended[job] = loop.time()
-
-        ender = asyncio.create_task(end_jobs())
-        lags = await asyncio.gather(wait("a", 0.0), wait("b", interval * 0.9))
-        await ender
-        return list(lags)
-
-    assert all(lag <= 0.3 + 0.3 + 0.1 for lag in run(scenario()))
+    first, blocked, woke, at_once, final, reads, lists = run(scenario())
+    assert first is JobState.RUNNING and final is JobState.SUCCEEDED
+    assert blocked and woke and at_once
+    assert reads == ["a"]  # one own read: when the job left the list
+    assert lists == 2  # the first call and the hand-driven one: no call was added by the pauses
 
 
 # -- the switch: trigger and sensors -------------------------------------------------------------
