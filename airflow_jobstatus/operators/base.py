@@ -106,7 +106,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
 
     # -- per service ---------------------------------------------------------------------------
     def start(self, context: Context) -> Any:
-        """Start the job, remember its id on ``self``, push the id XCom; returns the id."""
+        """Start the job and remember its id on ``self`` (``execute`` records it, then pushes the id XComs); returns the id."""
         raise NotImplementedError
 
     def restore(self, job_ref: dict[str, Any]) -> None:
@@ -144,12 +144,15 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if resumed is None:
             self.start(context)
             self._started = ref = self.job_ref()
+            # Recorded before anything else (the id XComs included): a worker lost between the
+            # submit and the record leaves a retry nothing to re-attach to, so it would submit again.
             self._record(context, ref)
             first: tuple[Verdict, JobStatus] | None = None
         else:
             ref, first = resumed[0], resumed[1:]
             self._started = ref
-            for key, value in self.started_ids().items():
+        for key, value in self.started_ids().items():
+            if value is not None:  # None: a job re-attached without its ids (_running_without_record)
                 context["ti"].xcom_push(key=key, value=value)
         if not self.wait_for_completion:
             self._started = None
@@ -371,11 +374,45 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         except JobNotFoundError:
             return None
 
+    def ref_before_start(self) -> JobRef | None:
+        """The job's reference when it is known before the start (CDM: cluster and job name); else None."""
+        return None
+
+    def _running_without_record(self, context: Context) -> tuple[JobRef, Verdict, JobStatus] | None:
+        """A retry without a record, of a job named before its start: wait on it when it runs.
+
+        A worker lost between the submit and the record leaves the job running and no record; starting
+        it again would be a second job (or, for CDM, an error: a running job cannot be started).
+        """
+        ref = self.ref_before_start()
+        try_number = getattr(context.get("ti"), "try_number", 1) or 1
+        if ref is None or not self.reattach_on_retry or try_number <= 1:
+            return None
+        try:
+            status = self.hook.get_status(ref)
+        except Exception as err:  # unknown: the start decides (its own errors are reported as usual)
+            self.log.info(
+                "No job record, and %s job %s could not be read (%s).", self.service, ref.display_id, err
+            )
+            return None
+        if self.recorded_job_gone(status) or self._classify(status) != "wait":
+            return None
+        self.log.warning(
+            "No job record from an earlier try, but %s job %s is %s: a try was lost between its start "
+            "and its record. Waiting on the running job instead of starting it again (its ids are not "
+            "known: they are not pushed).",
+            self.service,
+            ref.display_id,
+            status.state.value,
+        )
+        self.watch.verdict(status)
+        return ref, "wait", status
+
     def _reattach(self, context: Context) -> tuple[JobRef, Verdict, JobStatus] | None:
         """Apply the retry rule (module docstring): the recorded job to wait on or report, or None to submit."""
         record = self._read_record(context)
         if record is None:
-            return None
+            return self._running_without_record(context)
         try:
             ref = self.spec.ref(record["job_ref"])
         except (ConfigurationError, TypeError):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
+from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
 from airflow_jobstatus.states import JobStatus
 
@@ -55,8 +56,11 @@ class CdmStartJobOperator(StartJobOperator):
         assert isinstance(ref, CdmJobRef) and isinstance(self.hook, CdmJobHook)
         self.submission_id = self.hook.start_job(ref, variables=self.variables)
         self.log.info("Started CDM job %s: submission %s", ref.display_id, self.submission_id)
-        context["ti"].xcom_push(key="submission_id", value=self.submission_id)
         return self.submission_id
+
+    def ref_before_start(self) -> JobRef:
+        """CDM jobs are named before they start: a record-less retry can find a running one."""
+        return self.job_ref()
 
     def recorded_job_gone(self, status: JobStatus) -> bool:
         """A job whose submissions are all gone reports no submission: the recorded one no longer exists."""

@@ -78,5 +78,4 @@ class DliRunSqlJobOperator(StartJobOperator):
             self.sql, self.queue_name, database_name=self.database_name, conf=self.conf
         )
         self.log.info("Submitted DLI SQL job %s to queue %s", self.job_id, self.queue_name)
-        context["ti"].xcom_push(key="job_id", value=self.job_id)
         return self.job_id

@@ -962,3 +962,34 @@ def test_the_transient_streak_of_a_timeout_cancel_is_retried(inject, sleeps):
 
 def test_operator_base_exposes_the_record_key():
     assert operator_base.RECORD_KEY == RECORD_KEY == "airflow_jobstatus.started_job"
+
+
+@pytest.mark.parametrize(
+    ("reading", "starts"),
+    [
+        (JobState.RUNNING, False),  # started by a try lost before its record: wait on it
+        (JobState.SUCCEEDED, True),  # an earlier run's submission: this retry starts the job
+        (JobState.FAILED, True),
+    ],
+)
+def test_a_cdm_retry_without_a_record_waits_on_a_running_job_instead_of_starting_it(
+    reading, starts, inject, sleeps
+):
+    store = FakeTaskStateStore()  # no record: the first try died between its start and its record
+    retry = cdm()
+    hook = FakeCdmHook(cdm_reading(reading), cdm_reading(JobState.SUCCEEDED), service="cdm")
+    log = inject(retry, hook)
+    ctx = lifecycle_context(store, try_number=2, max_tries=2)
+    retry.execute(ctx)
+    assert ("start_job" in hook.names()) is starts
+    if not starts:
+        assert "submission_id" not in ctx["ti"].xcoms  # not known: not pushed
+        assert any("lost between its start and its record" in m for m in log.messages("warning"))
+
+
+def test_a_first_try_starts_a_cdm_job_even_when_it_runs(inject):
+    retry = cdm()
+    hook = FakeCdmHook(cdm_reading(JobState.SUCCEEDED), service="cdm")
+    inject(retry, hook)
+    retry.execute(lifecycle_context(FakeTaskStateStore(), try_number=1, max_tries=2))
+    assert hook.names()[0] == "start_job"  # the rule is for retries only: no read before a first start
