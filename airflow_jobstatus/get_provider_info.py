@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 
-def _str_field(label: str, description: str = "", default: Any = None) -> dict[str, Any]:
+def _str_field(
+    label: str, description: str = "", default: Any = None, *, secret: bool = False
+) -> dict[str, Any]:
+    """A string extra of the connection form; ``secret``: a masked (password) input.
+
+    Airflow reads ``conn-fields`` as JSON-schema params: the form shows a password input for
+    ``schema.format == "password"`` (and the providers manager marks that field sensitive). A
+    ``format`` key beside ``schema`` is ignored: the field is then a plain text box.
+    """
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if default is not None:
         schema["default"] = default
+    if secret:
+        schema["format"] = "password"
     field: dict[str, Any] = {"label": label, "schema": schema}
     if description:
         field["description"] = description
@@ -75,11 +85,14 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Verify SSL",
                         "schema": {"type": ["boolean", "null"], "default": True},
                     },
-                    "security_token": {
-                        **_str_field("Security token", "For temporary AK/SK credentials."),
-                        "format": "password",
-                    },
-                    "proxy": _str_field("Proxy", "http(s)://host:port, used for every call."),
+                    "security_token": _str_field(
+                        "Security token", "For temporary AK/SK credentials.", secret=True
+                    ),
+                    # It may carry a password (http://user:password@host:port); Airflow's secrets
+                    # masker already hides a "proxy" extra in the REST API.
+                    "proxy": _str_field(
+                        "Proxy", "http(s)://[user:password@]host:port, used for every call.", secret=True
+                    ),
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "port", "extra"],
