@@ -7,7 +7,9 @@ job reference is built from those attributes after rendering, typed by the servi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +19,7 @@ from airflow_jobstatus.exceptions import BadResponseError, ConfigurationError, J
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 from airflow_jobstatus.states import JobState, JobStatus, resolve_state_sets
+from airflow_jobstatus.templating import is_template
 from airflow_jobstatus.waiting import (
     CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
@@ -48,7 +51,61 @@ def load_function(path: str) -> Callable[..., Any]:
 
 def _is_plain(value: Any) -> bool:
     """A value known at parse time (not a template, not an XComArg)."""
-    return value is None or (isinstance(value, str) and "{{" not in value and "{%" not in value)
+    return value is None or (isinstance(value, str) and not is_template(value))
+
+
+def _named_parameters(cls: type) -> tuple[set[str], set[str]]:
+    """All keyword names the ``__init__`` chain of ``cls`` takes, and those of them without a default."""
+    names: set[str] = set()
+    required: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names.add(p.name)
+                if p.default is p.empty:
+                    required.add(p.name)
+    return names, required
+
+
+def _suggestion(unknown: str, ours: Iterable[str]) -> str | None:
+    """Our name for another provider's argument (``dataproc_job_id`` → ``job_id``), when one is close."""
+    ours = sorted(ours, key=len, reverse=True)
+    for name in ours:
+        if unknown.endswith("_" + name) or name.endswith("_" + unknown):
+            return name
+    close = difflib.get_close_matches(unknown, ours, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_argument_names(cls: type, kwargs: dict[str, Any]) -> None:
+    """A required argument missing beside unknown ones: a TypeError naming both, with our names for them.
+
+    Airflow's own message names only the missing argument, which hides the usual cause: an argument
+    spelled as another provider spells it (``dataproc_job_id=``, ``job_name=``).
+    """
+    names, required = _named_parameters(cls)
+    unknown = sorted(set(kwargs) - names)
+    missing = sorted(required - set(kwargs))
+    if not unknown or not missing:
+        return  # Airflow's own checks name what is wrong
+    own = {p for klass in cls.__mro__ if issubclass(klass, JobWaitMixin) for p in _own_parameters(klass)}
+    hints = []
+    for name in unknown:
+        ours = _suggestion(name, own)
+        hints.append(f"{name!r}" + (f" (this class calls it {ours!r})" if ours else ""))
+    raise TypeError(
+        f"{cls.__name__}: unknown argument(s) {', '.join(hints)}; missing {', '.join(map(repr, missing))}."
+    )
+
+
+def _own_parameters(klass: type) -> list[str]:
+    init = klass.__dict__.get("__init__")
+    if init is None:
+        return []
+    return [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
 
 
 class JobWaitMixin:
@@ -60,6 +117,11 @@ class JobWaitMixin:
 
     #: Seconds during which "not found" is retried after the wait starts (operators just made the job).
     default_not_found_grace: ClassVar[float] = 0.0
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # Before Airflow's wrapper of __init__, whose "missing keyword argument" hides an unknown one.
+        check_argument_names(cls, kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -174,6 +236,18 @@ class JobWaitMixin:
             "outcome_xcoms": self.outcome_xcoms_function,
             "coalesce": self.coalesce,
         }
+
+    def log_deferral(self, poll_interval: float, timeout: float | None) -> None:
+        """One line at deferral: what the triggerer will wait for (nothing else is logged until it does)."""
+        until = "no timeout" if timeout is None else f"timeout {timeout:g} s"
+        self.log.info(
+            "Deferring: a triggerer reads %s job %s every %g s (%s). Nothing more is logged here until "
+            "a running triggerer picks the wait up.",
+            self.service,
+            self.job_ref().display_id,
+            poll_interval,
+            until,
+        )
 
     def make_trigger(
         self, poll_interval: float, *, cancel_on_kill: bool = False, initial_delay: float = 0.0

@@ -2,7 +2,8 @@
 
 Airflow 3 calls ``get_link`` on the worker when the task finishes, with the operator that ran, and
 stores the URL as an XCom: the URL is built from the rendered job reference and the connection's
-project (Google) or region (Huawei), through the service's ``console_url``.
+project (Google) or region (Huawei), through the service's ``console_url``. A sensor that starts and
+ends in the triggerer never runs that worker code: its trigger pushes the same XCom (``link_for``).
 """
 
 from __future__ import annotations
@@ -51,3 +52,11 @@ class CdmJobLink(ConsoleLink):
 class DliJobLink(ConsoleLink):
     service = "dli"
     name = REGISTRY[service].link_name
+
+
+def link_for(service: str) -> ConsoleLink | None:
+    """The console link of ``service``'s tasks (its ``xcom_key`` is where the URL is stored)."""
+    for cls in ConsoleLink.__subclasses__():
+        if cls.service == service:
+            return cls()
+    return None

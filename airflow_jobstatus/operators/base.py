@@ -160,6 +160,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if first is not None and first[0] != "wait":
             return self._complete(context, first[0], first[1], self.watch.snapshot())
         if self.deferrable:
+            self.log_deferral(self.poll_interval, self.timeout)
             self.defer(
                 # The job was just submitted or read: its first read comes one interval later (no
                 # event can reach the scheduler before it has seen the task defer).
@@ -176,10 +177,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
             )
         except TimeoutError as err:
             started, self._started = self._started, None
-            self._cancel_after_timeout(context, started, str(err))
-            if self.soft_fail:
-                raise AirflowSkipException(f"soft_fail: {err}") from err
-            raise
+            return self._end_after_timeout(context, started, str(err), err)
         return self._complete(context, verdict, status, self.watch.snapshot())
 
     def execute_complete(
@@ -188,7 +186,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if job_ref:
             self.restore(job_ref)
         verdict, status = self.status_from_event(event)
-        assert event is not None
+        event = event or {}  # status_from_event accepted it: a dict
         seen = {
             "last_sub_jobs": event.get("last_sub_jobs") or [],
             "progress_history": event.get("progress_history") or [],
@@ -206,14 +204,33 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except TaskDeferralTimeout as err:
-            self._cancel_after_timeout(
-                context,
-                self._started_job_of_this_try(context),
-                f"The wait in the triggerer timed out ({err})",
+            why = f"The wait in the triggerer timed out ({err})"
+            return self._end_after_timeout(context, self._started_job_of_this_try(context), why, err)
+
+    def _end_after_timeout(self, context: Context, ref: JobRef | None, why: str, err: Exception) -> Any:
+        """A timeout: a job that ended meanwhile gives its own outcome; else it is cancelled
+        (``cancel_on_timeout``) and the task fails, or skips with ``soft_fail``."""
+        status = self._read_at_timeout(ref)
+        if status is not None and self._classify(status) != "wait":
+            self.log.info("%s, but the job had already ended %s: reporting that.", why, status.state.value)
+            verdict = self.watch.verdict(status)
+            return self._complete(context, verdict, status, self.watch.snapshot())
+        self._cancel_after_timeout(context, ref, why)
+        if self.soft_fail:
+            raise AirflowSkipException(f"soft_fail: {err}") from err
+        raise err
+
+    def _read_at_timeout(self, ref: JobRef | None) -> JobStatus | None:
+        """One read of the job before cancelling it; None when there is no job or it cannot be read now."""
+        if ref is None:
+            return None
+        try:
+            return self.hook.get_status(ref)
+        except Exception as err:
+            self.log.warning(
+                "Could not read %s job %s before cancelling it: %s", self.service, ref.display_id, err
             )
-            if self.soft_fail:  # as the worker path does with its TimeoutError
-                raise AirflowSkipException(f"soft_fail: {err}") from err
-            raise
+            return None
 
     def _complete(self, context: Context, verdict: Verdict, status: JobStatus, seen: dict[str, Any]) -> Any:
         self._started = None  # the job is over: nothing left to cancel

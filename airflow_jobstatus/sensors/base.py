@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,8 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
 from airflow_jobstatus._compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
 from airflow_jobstatus.job_wait import CONN_ID_ARGS, JobWaitMixin
+from airflow_jobstatus.templating import is_template, not_renderable_in_triggerer
+from airflow_jobstatus.waiting import check_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,10 +26,6 @@ _JINJA_SETTINGS = (
     "jinja_environment_kwargs",
     "render_template_as_native_obj",
 )
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
 
 
 def _is_plain(value: Any) -> bool:
@@ -87,8 +86,28 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
 
     def __init__(self, *, start_from_trigger: bool = True, end_from_trigger: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
+        # 0 would poll as fast as the loop turns (~20 reads a second per wait): rejected in every mode.
+        self.poke_interval = check_seconds("poke_interval", self.poke_interval, positive=True)
         self.start_from_trigger = start_from_trigger
         self.end_from_trigger = bool(end_from_trigger)
+        self._warn_about_arguments()
+
+    def _warn_about_arguments(self) -> None:
+        """Arguments that are valid but do not do what they seem to: a warning when the DAG is parsed."""
+        if self.deferrable and self.mode == "reschedule":
+            warnings.warn(
+                f"{self.task_id}: mode='reschedule' has no effect with deferrable=True "
+                "(the wait runs in the triggerer); drop one of them.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.timeout < self.poke_interval:
+            warnings.warn(
+                f"{self.task_id}: timeout ({self.timeout:g} s) is shorter than poke_interval "
+                f"({self.poke_interval:g} s): the sensor times out before its second read.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     # -- starting in the triggerer ---------------------------------------------------------------------
     def worker_flow_overridden(self) -> bool:
@@ -113,9 +132,9 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
         if not all(_is_plain(v) for v in values.values()):
             return "a job-reference field is not a plain value (an XComArg resolves on a worker)"
         others = [f for f in self.template_fields if f not in values]
-        if any(not _is_plain(getattr(self, f, None)) or _is_template(getattr(self, f, None)) for f in others):
+        if any(not _is_plain(getattr(self, f, None)) or is_template(getattr(self, f, None)) for f in others):
             return f"templated fields other than the job reference ({', '.join(others)})"
-        if any(_is_template(v) for v in values.values()):
+        if any(is_template(v) for v in values.values()):
             if getattr(self, "render_template_as_native_obj", None):
                 return "render_template_as_native_obj"
             dag = self.get_dag()
@@ -128,7 +147,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
                 custom.append("template_undefined")
             if custom:
                 return f"the DAG's template settings ({', '.join(custom)}) apply on a worker only"
-        return None
+        return not_renderable_in_triggerer(values)
 
     def start_from_trigger_args(self) -> StartTriggerArgs | None:
         """The ``StartTriggerArgs`` Airflow starts this task with in the triggerer, or None."""
@@ -161,6 +180,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
             verdict = self.watch.verdict(status)
             if verdict != "wait":
                 return self.finish(verdict, status, context)
+        self.log_deferral(self.poke_interval, self.timeout)
         self.defer(
             # The task just read the job: the trigger's first read waits one interval (one call saved,
             # and no event can arrive before the scheduler has seen the task defer).

@@ -8,8 +8,9 @@ the sensor's own (templated) fields, which the triggerer renders before ``run()`
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import (
     BaseTrigger,
@@ -20,13 +21,14 @@ from airflow.triggers.base import (
 )
 
 from airflow_jobstatus import triggerer_gc
-from airflow_jobstatus.exceptions import JobFailedError, ServiceError
+from airflow_jobstatus.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.job_wait import load_function
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.shared_sleep import shared_sleep
 from airflow_jobstatus.states import JobStatus
+from airflow_jobstatus.templating import is_template
 from airflow_jobstatus.waiting import (
     CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
@@ -199,9 +201,13 @@ class JobStatusTrigger(BaseTrigger):
             waiter = self._waiter(hook, ref)
             if self.initial_delay > 0:
                 await shared_sleep(self.initial_delay)
+            first_read = True
             while True:
                 # No closure: no cells held per trigger.
                 status = await (watch.aread(waiter) if waiter else watch.aread(hook.aget_status, ref))
+                if first_read:
+                    first_read = False
+                    await self.after_first_read(hook, ref)
                 verdict = watch.verdict(status)
                 if verdict != "wait":
                     event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
@@ -215,6 +221,12 @@ class JobStatusTrigger(BaseTrigger):
             yield TriggerEvent(
                 {"status": "error", "error": err.to_dict(), "message": str(err)} | watch.snapshot()
             )
+        except ConfigurationError as err:  # expected (an undefined connection): one line, no traceback
+            self.log.error("Cannot wait on %s job %s: %s", self.service, self.job_ref, err)
+            error = ServiceError(str(err), service=self.service)
+            yield TriggerEvent(
+                {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
+            )
         except Exception as err:  # a bug or an unexpected SDK error: report it rather than die silently
             self.log.exception("Unexpected error while waiting on %s job %s", self.service, self.job_ref)
             error = ServiceError(f"{type(err).__name__}: {err}", service=self.service)
@@ -226,6 +238,9 @@ class JobStatusTrigger(BaseTrigger):
                 triggerer_gc.wait_ended()
             if waiter is not None:
                 waiter.close()  # leave the poller (the last waiter out stops it)
+
+    async def after_first_read(self, hook: JobStatusHook[Any], ref: JobRef) -> None:
+        """Called once, after the wait's first read (its connection is loaded by then)."""
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
     def end_state(self, verdict: Verdict) -> str | None:
@@ -265,14 +280,16 @@ class JobStatusTrigger(BaseTrigger):
         event.payload = payload
         return event
 
-    async def push_xcoms(self, xcoms: dict[str, Any]) -> None:
-        """Push XComs the way a worker does: the XCom backend's ``serialize_value``, then ``SetXCom``.
+    async def push_xcoms(self, xcoms: dict[str, Any], *, to_db: bool = False) -> None:
+        """Push XComs the way a worker does: the XCom backend's ``serialize_value``, then ``SetXCom``;
+        with ``to_db``, straight into the metadata DB as a worker pushes extra links (no custom backend).
 
         Not ``TaskSuccessEvent(xcoms=...)``: Airflow 3.3 writes those with ``TaskInstance.xcom_push``
         (``json.dumps`` into the JSON column), and a task pulling them gets a JSON string instead of
         the dict or number the worker would have pushed.
         """
         from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import SetXCom
         from airflow.sdk.execution_time.xcom import XCom
 
         ti = self.task_instance
@@ -280,9 +297,20 @@ class JobStatusTrigger(BaseTrigger):
         if ti is None or comms is None:
             raise RuntimeError("no task instance or supervisor to push XComs through")
         map_index = ti.map_index if ti.map_index is not None else -1
-        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": map_index}
+        where: dict[str, Any] = {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": map_index,
+        }
         for key, value in xcoms.items():
-            if hasattr(comms, "asend"):  # the triggerer's
+            if to_db:
+                message = SetXCom(key=key, value=value, **where)
+                if hasattr(comms, "asend"):
+                    await comms.asend(message)
+                else:
+                    comms.send(message)
+            elif hasattr(comms, "asend"):  # the triggerer's
                 await XCom.aset(key, value, **where)
             else:  # dag.test()'s in-process supervisor
                 XCom.set(key, value, **where)
@@ -338,7 +366,15 @@ class JobStatusStartTrigger(JobStatusTrigger):
     possible (a template the triggerer cannot render, a rendered value that is not a valid job
     reference), it yields an ``error`` event with ``"restart_in_worker": True``: the sensor then
     starts on a worker as if it had never been started here, and renders and checks the fields there.
+
+    Airflow renders the fields before ``run()`` and would wait for ever on a template that asks the
+    triggerer's supervisor something it does not answer; so the render is done in ``run()`` instead,
+    bounded by ``render_timeout``. Once the job is known, the task's console link is pushed from
+    here (a task that starts and ends in the triggerer never runs the worker code that pushes it).
     """
+
+    #: Seconds the render of the sensor's fields may take here before the task restarts on a worker.
+    render_timeout: ClassVar[float] = 30.0
 
     #: One logger for the one wait, however it started (log filters and alerts keep working).
     _logger_name = f"{JobStatusTrigger.__module__}.{JobStatusTrigger.__qualname__}"
@@ -361,6 +397,7 @@ class JobStatusStartTrigger(JobStatusTrigger):
         for name, value in values.items():
             setattr(self, name, value)
         self._start_error: str | None = None
+        self._render_args: tuple[Context, jinja2.Environment | None] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         path, kwargs = super().serialize()
@@ -375,17 +412,30 @@ class JobStatusStartTrigger(JobStatusTrigger):
         return create_template_env()
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render like Airflow; a failure is remembered (the sensor then starts on a worker), not raised."""
+        """Airflow calls this before ``run()``: kept for ``run()``, which renders within ``render_timeout``."""
+        self._render_args = (context, jinja_env)
+
+    async def _bounded_render(self) -> None:
+        """Render like Airflow, bounded in time; a failure or no answer is remembered (the sensor then
+        starts on a worker), not raised."""
+        if self._render_args is None:
+            return
+        (context, jinja_env), self._render_args = self._render_args, None
+        fields = ", ".join(self.template_fields)
         try:
-            super().render_template_fields(context, jinja_env)
+            await asyncio.wait_for(self._render_now(context, jinja_env), timeout=self.render_timeout)
+        except TimeoutError:
+            self._start_error = f"rendering {fields} got no answer within {self.render_timeout:g} s"
         except Exception as err:
-            self._start_error = (
-                f"could not render {', '.join(self.template_fields)}: {type(err).__name__}: {err}"
-            )
+            self._start_error = f"could not render {fields}: {type(err).__name__}: {err}"
+
+    async def _render_now(self, context: Context, jinja_env: jinja2.Environment | None) -> None:
+        await _ensure_portal()  # sync SDK calls in a template await the supervisor through it
+        super().render_template_fields(context, jinja_env)
 
     def _take_rendered_fields(self) -> None:
         values = {name: getattr(self, name) for name in [*self.ref_fields, self.conn_field]}
-        unrendered = [n for n, v in values.items() if isinstance(v, str) and ("{{" in v or "{%" in v)]
+        unrendered = [n for n, v in values.items() if is_template(v)]
         if unrendered:  # Airflow did not render them here (no DAG data for this task, an older triggerer)
             raise ValueError(f"{', '.join(unrendered)} not rendered in the triggerer")
         self.job_ref = {name: values[name] for name in self.ref_fields}
@@ -396,7 +446,21 @@ class JobStatusStartTrigger(JobStatusTrigger):
 
             coalescing_of(self.service, self.job_ref)  # e.g. a DLI Spark batch cannot coalesce
 
+    async def after_first_read(self, hook: JobStatusHook[Any], ref: JobRef) -> None:
+        """Push the console link, as a worker's task run does when it ends; a failure is only logged."""
+        from airflow_jobstatus.links import link_for
+
+        link = link_for(self.service)
+        if link is None or self.task_instance is None:
+            return
+        try:
+            url = get_service(self.service).console_url(ref, hook.console_scope())
+            await self.push_xcoms({link.xcom_key: url}, to_db=True)
+        except Exception as err:  # a link must never fail the wait
+            self.log.warning("No console link for %s job %s: %s", self.service, ref.display_id, err)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await self._bounded_render()
         if self._start_error is None:
             try:
                 self._take_rendered_fields()
@@ -420,3 +484,14 @@ class JobStatusStartTrigger(JobStatusTrigger):
             return
         async for event in super().run():
             yield event
+
+
+async def _ensure_portal() -> None:
+    """A greenback portal for this task, as the triggerer gives each trigger (unless it is disabled)."""
+    if os.environ.get("AIRFLOW_DISABLE_GREENBACK_PORTAL", "").lower() == "true":
+        return
+    try:
+        import greenback
+    except ImportError:  # pragma: no cover - a triggerer without greenback
+        return
+    await greenback.ensure_portal()

@@ -96,7 +96,7 @@ def pushed(monkeypatch) -> dict:
     """XComs a trigger pushes before ending the task (instead of through the supervisor)."""
     record: dict = {}
 
-    async def push(self, xcoms):
+    async def push(self, xcoms, **kwargs):
         record.update(xcoms)
 
     monkeypatch.setattr(JobStatusTrigger, "push_xcoms", push)
@@ -778,26 +778,68 @@ def test_a_deferral_timeout_cancels_the_recorded_job_once(inject):
     store = FakeTaskStateStore()
     submitted_try(store, inject)
     resumed = dli(deferrable=True)  # a fresh instance: what Airflow resumes after the timeout
-    hook = FakeDliHook(service="dli")
+    hook = FakeDliHook(dli_reading(JobState.RUNNING), service="dli")
     log = inject(resumed, hook)
     with pytest.raises(TaskDeferralTimeout):
         resumed.resume_execution(
             "__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, lifecycle_context(store)
         )
-    assert hook.calls == [("cancel", DLI_REF)]
+    assert hook.calls == [("get_status", DLI_REF), ("cancel", DLI_REF)]  # read first: still running
     assert store.values[RECORD_KEY]["reported"] == "CANCELLED"
     assert any("timed out" in m and "cancelling" in m for m in log.messages("warning"))
 
 
 def test_a_deferral_timeout_finds_the_job_by_its_id_xcom_without_a_record(inject):
     resumed = dli(deferrable=True)
-    hook = FakeDliHook(service="dli")
+    hook = FakeDliHook(dli_reading(JobState.RUNNING), service="dli")
     inject(resumed, hook)
     ctx = lifecycle_context(FakeTaskStateStore())
     ctx["ti"].xcoms["job_id"] = "dli-job-7"  # pushed by this try before it deferred
     with pytest.raises(TaskDeferralTimeout):
         resumed.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, ctx)
-    assert hook.calls == [("cancel", DLI_REF)]
+    assert hook.calls == [("get_status", DLI_REF), ("cancel", DLI_REF)]
+
+
+def test_a_deferral_timeout_on_a_job_that_just_succeeded_reports_its_success(inject):
+    """The timeout came as the job ended: its outcome is reported, and nothing is cancelled."""
+    store = FakeTaskStateStore()
+    submitted_try(store, inject)
+    resumed = dli(deferrable=True)
+    hook = FakeDliHook(dli_reading(JobState.SUCCEEDED, native="FINISHED"), service="dli")
+    log = inject(resumed, hook)
+    ctx = lifecycle_context(store)
+    result = resumed.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, ctx)
+    assert result["state"] == "SUCCEEDED"
+    assert hook.calls == [("get_status", DLI_REF)]  # no cancel of a finished job
+    assert store.values[RECORD_KEY]["reported"] == "SUCCEEDED"
+    assert any("already ended SUCCEEDED" in m for m in log.messages("info"))
+
+
+def test_a_deferral_timeout_on_a_job_that_just_failed_reports_its_failure(inject):
+    store = FakeTaskStateStore()
+    submitted_try(store, inject)
+    resumed = dli(deferrable=True)
+    hook = FakeDliHook(
+        dli_reading(JobState.FAILED, native="FAILED", message="Table not found"), service="dli"
+    )
+    inject(resumed, hook)
+    with pytest.raises(JobFailedError, match="Table not found"):
+        resumed.resume_execution(
+            "__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, lifecycle_context(store)
+        )
+    assert hook.calls == [("get_status", DLI_REF)]
+
+
+def test_a_worker_timeout_on_a_job_that_just_succeeded_reports_its_success(inject, monkeypatch):
+    """Non-deferrable: the watch's TimeoutError, then a read that finds the job done (no cancel)."""
+    op = dli(timeout=0.001, poll_interval=0.01)
+    hook = FakeDliHook(
+        dli_reading(JobState.RUNNING), dli_reading(JobState.SUCCEEDED, native="FINISHED"), service="dli"
+    )
+    inject(op, hook)
+    result = op.execute(lifecycle_context(FakeTaskStateStore()))
+    assert result["state"] == "SUCCEEDED"
+    assert [name for name, _ in hook.calls].count("cancel") == 0
 
 
 def test_a_deferral_timeout_without_a_known_job_cancels_nothing(inject):

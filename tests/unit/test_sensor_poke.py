@@ -93,7 +93,7 @@ def test_poke_uses_the_tasks_state_sets(kwargs, state, outcome, inject):
 
 
 def test_execute_polls_until_success_with_one_progress_line_per_poll(inject):
-    sensor = make_sensor("dli", poke_interval=0)
+    sensor = make_sensor("dli", poke_interval=0.001)
     sub = [{"id": 2, "status": "RUNNING", "num_tasks": 8, "num_completed_tasks": 3}]
     readings = [
         status(JobState.PENDING, service="dli", native="LAUNCHING"),
@@ -202,7 +202,7 @@ def test_job_failure_skips_only_with_soft_fail(soft_fail, inject):
 
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_timeout_skips_only_with_soft_fail(soft_fail, inject):
-    sensor = make_sensor("dataflow", timeout=0, poke_interval=0, soft_fail=soft_fail)
+    sensor = make_sensor("dataflow", timeout=0, poke_interval=0.001, soft_fail=soft_fail)
     hook = fake_for("dataflow", JobState.RUNNING)
     inject(sensor, hook)
     expected = AirflowSkipException if soft_fail else AirflowSensorTimeout
