@@ -15,7 +15,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_jobstatus._compat import AirflowSkipException, default_deferrable
-from airflow_jobstatus.exceptions import BadResponseError, ConfigurationError, JobFailedError, ServiceError
+from airflow_jobstatus.events import read_event
+from airflow_jobstatus.exceptions import ConfigurationError, JobFailedError
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 from airflow_jobstatus.states import JobState, JobStatus, resolve_state_sets
@@ -314,11 +315,7 @@ class JobWaitMixin:
 
     def status_from_event(self, event: dict[str, Any] | None) -> tuple[Verdict, JobStatus]:
         """Read the trigger's event back; service errors are re-raised as themselves."""
-        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "error"):
-            raise BadResponseError(f"Unexpected event from the trigger: {event!r}", service=self.service)
-        if event["status"] == "error":
-            raise ServiceError.from_dict(event["error"])
-        return event["status"], JobStatus.from_dict(event["job_status"])
+        return read_event(event, self.service)
 
     def cancel_job(self, ref: JobRef) -> None:
         """Cancel a job this task started, retrying transient errors briefly; the log says how it went."""

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_jobstatus._compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferralTimeout
+from airflow_jobstatus.events import seen_of
 from airflow_jobstatus.exceptions import ConfigurationError, JobNotFoundError
 from airflow_jobstatus.job_wait import JobWaitMixin, load_function
 from airflow_jobstatus.services.base import JobRef
@@ -186,12 +187,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if job_ref:
             self.restore(job_ref)
         verdict, status = self.status_from_event(event)
-        event = event or {}  # status_from_event accepted it: a dict
-        seen = {
-            "last_sub_jobs": event.get("last_sub_jobs") or [],
-            "progress_history": event.get("progress_history") or [],
-        }
-        return self._complete(context, verdict, status, seen)
+        return self._complete(context, verdict, status, seen_of(event))
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Resume after deferral; a deferral timeout cancels the job (``cancel_on_timeout``) first.

@@ -21,6 +21,7 @@ from airflow.triggers.base import (
 )
 
 from airflow_jobstatus import triggerer_gc
+from airflow_jobstatus.events import decided_event, error_event, seen_of
 from airflow_jobstatus.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.job_wait import load_function
@@ -74,8 +75,9 @@ def on_kill_budget() -> float:
 class JobStatusTrigger(BaseTrigger):
     """Waits on one job of ``service``, named by ``job_ref`` (the service's ``JobRef`` as a dict).
 
-    Yields one status-dict event: ``{"status": "success" | "failure" | "error", "job_status": {...},
-    "error": {...}, "message": str, "last_sub_jobs": [...], "progress_history": [...]}``.
+    Yields one status-dict event, an ``airflow_jobstatus.events.WaitEvent``: ``{"status": "success" |
+    "failure" | "error", "job_status": {...}, "error": {...}, "message": str, "last_sub_jobs": [...],
+    "progress_history": [...]}``.
     Restarting the triggerer re-runs it from its serialized kwargs: it only reads, so that is safe.
     ``initial_delay``: seconds before the first read (the task has just read the job itself).
 
@@ -210,29 +212,24 @@ class JobStatusTrigger(BaseTrigger):
                     await self.after_first_read(hook, ref)
                 verdict = watch.verdict(status)
                 if verdict != "wait":
-                    event = {"status": verdict, "job_status": status.to_dict(), "message": status.summary()}
-                    yield await self.final_event(verdict, status, event | watch.snapshot())
+                    event = decided_event(verdict, status, watch.snapshot())
+                    yield await self.final_event(verdict, status, dict(event))
                     return
                 # Nothing of this poll is held through the interval: at 10,000 waits, objects that
                 # outlive two young collections are what sets off full GCs (shared_sleep's docstring).
                 del status
                 await (waiter.pause() if waiter else shared_sleep(self.poll_interval))
         except ServiceError as err:
-            yield TriggerEvent(
-                {"status": "error", "error": err.to_dict(), "message": str(err)} | watch.snapshot()
-            )
+            yield TriggerEvent(dict(error_event(err, watch.snapshot())))
         except ConfigurationError as err:  # expected (an undefined connection): one line, no traceback
             self.log.error("Cannot wait on %s job %s: %s", self.service, self.job_ref, err)
-            error = ServiceError(str(err), service=self.service)
             yield TriggerEvent(
-                {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
+                dict(error_event(ServiceError(str(err), service=self.service), watch.snapshot()))
             )
         except Exception as err:  # a bug or an unexpected SDK error: report it rather than die silently
             self.log.exception("Unexpected error while waiting on %s job %s", self.service, self.job_ref)
             error = ServiceError(f"{type(err).__name__}: {err}", service=self.service)
-            yield TriggerEvent(
-                {"status": "error", "error": error.to_dict(), "message": str(error)} | watch.snapshot()
-            )
+            yield TriggerEvent(dict(error_event(error, watch.snapshot())))
         finally:
             if in_triggerer:
                 triggerer_gc.wait_ended()
@@ -319,11 +316,7 @@ class JobStatusTrigger(BaseTrigger):
         """What the worker would push on success: ``outcome_xcoms``' keys, then ``return_value``."""
         xcoms: dict[str, Any] = {}
         if self.outcome_xcoms:
-            seen = {
-                "last_sub_jobs": payload.get("last_sub_jobs") or [],
-                "progress_history": payload.get("progress_history") or [],
-            }
-            xcoms.update(load_function(self.outcome_xcoms)(status, seen))
+            xcoms.update(load_function(self.outcome_xcoms)(status, seen_of(payload)))
         if self.push_return_value:
             xcoms["return_value"] = status.to_dict()
         return xcoms
@@ -471,16 +464,7 @@ class JobStatusStartTrigger(JobStatusTrigger):
                 "Cannot wait from the triggerer (%s); the task starts on a worker.", self._start_error
             )
             error = ServiceError(self._start_error, service=self.service)
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "error": error.to_dict(),
-                    "message": str(error),
-                    "restart_in_worker": True,
-                    "last_sub_jobs": [],
-                    "progress_history": [],
-                }
-            )
+            yield TriggerEvent(dict(error_event(error, restart_in_worker=True)))
             return
         async for event in super().run():
             yield event
