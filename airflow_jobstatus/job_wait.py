@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,15 +38,6 @@ if TYPE_CHECKING:
 
 #: The connection-id argument of each cloud's tasks (templated, so read after rendering).
 CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
-
-
-def load_function(path: str) -> Callable[..., Any]:
-    """``"package.module:function"`` → the function (how a trigger names code it calls)."""
-    module, _, name = path.partition(":")
-    function = getattr(importlib.import_module(module), name)
-    if not callable(function):
-        raise TypeError(f"{path} is not callable")
-    return function  # type: ignore[no-any-return]
 
 
 def _is_plain(value: Any) -> bool:

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_jobstatus._compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferralTimeout
+from airflow_jobstatus.core.dotted import load_callable
 from airflow_jobstatus.events import seen_of
 from airflow_jobstatus.exceptions import ConfigurationError, JobNotFoundError
-from airflow_jobstatus.job_wait import JobWaitMixin, load_function
+from airflow_jobstatus.job_wait import JobWaitMixin
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.states import JobStatus
 from airflow_jobstatus.waiting import JobWatch, RetryPolicy, Verdict, check_seconds
@@ -128,7 +129,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if self.outcome_xcoms_function is None:
             raise NotImplementedError
         ti = context["ti"]
-        for key, value in load_function(self.outcome_xcoms_function)(status, seen).items():
+        for key, value in load_callable(self.outcome_xcoms_function)(status, seen).items():
             ti.xcom_push(key=key, value=value)
 
     def worker_flow_overridden(self) -> bool:

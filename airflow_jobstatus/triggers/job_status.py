@@ -21,10 +21,10 @@ from airflow.triggers.base import (
 )
 
 from airflow_jobstatus import triggerer_gc
+from airflow_jobstatus.core.dotted import load_callable
 from airflow_jobstatus.events import decided_event, error_event, seen_of
 from airflow_jobstatus.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
-from airflow_jobstatus.job_wait import load_function
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.shared_sleep import shared_sleep
@@ -316,7 +316,7 @@ class JobStatusTrigger(BaseTrigger):
         """What the worker would push on success: ``outcome_xcoms``' keys, then ``return_value``."""
         xcoms: dict[str, Any] = {}
         if self.outcome_xcoms:
-            xcoms.update(load_function(self.outcome_xcoms)(status, seen_of(payload)))
+            xcoms.update(load_callable(self.outcome_xcoms)(status, seen_of(payload)))
         if self.push_return_value:
             xcoms["return_value"] = status.to_dict()
         return xcoms
