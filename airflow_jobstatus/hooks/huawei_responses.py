@@ -97,7 +97,10 @@ def http_error(
         return AuthenticationError(f"{text} (check the connection's AK/SK and project_id)", **kw)
     if status == 404 or unknown_job:
         place = f" in {where}" if where else ""
-        return JobNotFoundError(scrub(f"job {op.job_id!r} not found{place} (HTTP {status}: {detail})"), **kw)
+        hint = f"; {op.not_found_hint}" if op.not_found_hint else ""
+        return JobNotFoundError(
+            scrub(f"job {op.job_id!r} not found{place} (HTTP {status}: {detail}){hint}"), **kw
+        )
     if status in TRANSIENT_STATUSES or status >= 500:
         return TransientServiceError(
             text, retry_after=parse_retry_after(_header(headers, "Retry-After")), **kw

@@ -67,6 +67,12 @@ SUB_JOB_FIELDS = (
 )
 #: The error code DLI answers a status read of an unknown job with (HTTP 400): a not-found.
 UNKNOWN_JOB_CODE = "DLI.0002"
+#: What a not-found of each job type may really be: SQL jobs and Spark batches are read by different
+#: calls, so a Spark batch id read as a SQL job (or the reverse) is "not found" too.
+WRONG_TYPE_HINTS = {
+    "sql": "if it is a Spark batch, read it with job_type 'spark'",
+    "spark": "if it is a SQL job, read it with job_type 'sql'",
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,15 @@ def status_op(ref: DliJobRef) -> Operation:
     else:
         path = f"/v2.0/{{project_id}}/batches/{job}/state"
     # An unknown job id is a 400 DLI.0002 on a read: a not-found (in a finished job's message it is not).
-    return Operation("get status", "GET", path, ref.job_id, is_read=True, not_found_codes=(UNKNOWN_JOB_CODE,))
+    return Operation(
+        "get status",
+        "GET",
+        path,
+        ref.job_id,
+        is_read=True,
+        not_found_codes=(UNKNOWN_JOB_CODE,),
+        not_found_hint=WRONG_TYPE_HINTS[ref.job_type],
+    )
 
 
 def cancel_op(ref: DliJobRef) -> Operation:
@@ -112,7 +126,10 @@ def submit_sql_op(
         body["currentdb"] = database_name
     if conf_list:
         body["conf"] = list(conf_list)
-    return Operation("submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body)
+    # Not logged as "done" by the transport: the hook logs the new job's id once it has it.
+    return Operation(
+        "submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body, log_done=False
+    )
 
 
 #: Non-terminal SQL statuses ("Querying All Jobs" filters by one ``job-status`` per call) and Spark
@@ -238,8 +255,14 @@ def check_cancelled(data: Mapping[str, Any], ref: DliJobRef) -> None:
         )
 
 
+#: The console's job-management page of each job type (SQL jobs and Spark batches are listed apart).
+CONSOLE_PAGES = {"sql": "sqlJob", "spark": "sparkJob"}
+
+
 def console_url(ref: DliJobRef, region: str | None) -> str:
-    return console("dli", f"/main/jobsManagement/sqlJob?jobId={ref.job_id}", region)
+    """The job's page: SQL jobs on the SQL job page, Spark batches on the Spark job page."""
+    page = CONSOLE_PAGES[ref.job_type]
+    return console("dli", f"/main/jobsManagement/{page}?jobId={ref.job_id}", region)
 
 
 SPEC = ServiceSpec(

@@ -29,6 +29,10 @@ class Operation:
     is_read: bool = False
     #: Error codes that, on an HTTP 400 answer to this call, mean "no such job" (the service's own).
     not_found_codes: tuple[str, ...] = ()
+    #: Appended to a not-found error of this call (e.g. DLI: the id may be a job of the other type).
+    not_found_hint: str = ""
+    #: Whether the transport logs "<action> for <job> done." (a submit logs its new job id itself).
+    log_done: bool = True
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
 
 
