@@ -9,6 +9,7 @@ budget of consecutive failures runs out.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random
@@ -67,6 +68,17 @@ class RetryPolicy:
         return delay
 
 
+def progress_line(status: JobStatus) -> str:
+    """The line logged per poll: the status summary, without the counters that are zero.
+
+    CDM reports all ten of its counters (files, bytes, rows, skipped, …) whatever the job moves;
+    the zeros say nothing while it runs. The status itself (XComs, ``return_value``) keeps them all.
+    """
+    if status.counters and not all(status.counters.values()):
+        status = dataclasses.replace(status, counters={k: v for k, v in status.counters.items() if v})
+    return status.summary()
+
+
 def _needs_attention(status: JobStatus) -> bool:
     """A native state or substate the service says will not progress by itself (e.g. a stale status)."""
     from airflow_jobstatus.services import REGISTRY
@@ -105,7 +117,7 @@ class JobWatch:
     def verdict(self, status: JobStatus) -> Verdict:
         """What ``status`` means under this watch's rules; logs the poll's progress line."""
         self.polls += 1
-        self.log.info("%s", status.summary())
+        self.log.info("%s", progress_line(status))
         self._remember(status)
         key = (status.state.value, status.native_state, status.substate)
         if key != self._last_key:

@@ -423,6 +423,39 @@ async def test_unknown_jobs_are_not_found_naming_job_and_place(sim: Simulator, p
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("job_type", "other"), [("sql", "spark"), ("spark", "sql")])
+async def test_dli_job_read_under_the_other_type_hints_at_it(
+    sim: Simulator, path: str, job_type: str, other: str
+) -> None:
+    """A Spark batch id read as a SQL job (or the reverse) is DLI's bare not-found: the error says to try the other type."""
+    native = {"sql": "RUNNING", "spark": "running"}
+    sim.add_job("dli", "typed", [{"state": native[other]}], job_type=other)
+    err = await raises(path, DliJobHook(), ref("dli", "typed", job_type))
+    assert isinstance(err, JobNotFoundError) and err.code == dli.UNKNOWN_JOB_CODE
+    assert f"read it with job_type {other!r}" in str(err), err
+    assert (await read(DliJobHook(), path, ref("dli", "typed", other))).state == JobState.RUNNING
+
+
+def test_submit_and_start_log_the_new_ids(
+    sim: Simulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No "submit SQL for (new job) done.": the hooks log the job id / submission id they got."""
+    sim.core.define_cdm_job("logged", CLUSTER)
+    dli_hook, cdm_hook = DliJobHook(), CdmJobHook()
+    plain = logging.getLogger("tests.huawei_hooks")  # Airflow's hook loggers do not reach caplog
+    monkeypatch.setattr(HuaweiCloudHook, "log", property(lambda self: plain))
+    with caplog.at_level(logging.INFO, logger=plain.name):
+        job_id = dli_hook.submit_sql("SELECT 1", "default")
+        submission_id = cdm_hook.start_job(ref("cdm", "logged"))
+        dli_hook.cancel(ref("dli", job_id))
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"DLI: submitted SQL job {job_id} to queue default." in messages
+    assert f"CDM: started job {CLUSTER}/logged: submission {submission_id}." in messages
+    assert not [m for m in messages if "(new job)" in m or "start job for" in m], messages
+    assert f"DLI: cancel job for {job_id} done." in messages  # other actions still log their end
+
+
+@pytest.mark.parametrize("path", PATHS)
 async def test_wrong_sk_is_an_authentication_error_sent_once(
     monkeypatch: pytest.MonkeyPatch, sim: Simulator, path: str
 ) -> None:

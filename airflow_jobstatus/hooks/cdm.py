@@ -35,4 +35,6 @@ class CdmJobHook(HuaweiCloudHook[CdmJobRef]):
 
     def start_job(self, ref: CdmJobRef, variables: Mapping[str, Any] | None = None) -> str:
         """Start the job (with optional job variables); the new submission id."""
-        return cdm.parse_submission_id(self.send(cdm.start_op(ref, variables)), ref)
+        submission_id = cdm.parse_submission_id(self.send(cdm.start_op(ref, variables)), ref)
+        self.log.info("CDM: started job %s: submission %s.", ref.display_id, submission_id)
+        return submission_id

@@ -52,4 +52,6 @@ class DliJobHook(HuaweiCloudHook[DliJobRef]):
         conf: Mapping[str, Any] | list[str] | None = None,
     ) -> str:
         """Submit a SQL statement to a queue; the DLI job id. ``conf``: a dict or ["key=value", …]."""
-        return dli.parse_submitted_id(self.send(dli.submit_sql_op(sql, queue_name, database_name, conf)))
+        job_id = dli.parse_submitted_id(self.send(dli.submit_sql_op(sql, queue_name, database_name, conf)))
+        self.log.info("DLI: submitted SQL job %s to queue %s.", job_id, queue_name)
+        return job_id

@@ -186,7 +186,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         except AuthenticationError:
             CONFIGS.drop(self.conn_id)  # a rotated key is read at the next call
             raise  # the same error object, re-raised: no context is added
-        if not op.is_read:
+        if not op.is_read and op.log_done:
             self.log.info("%s: %s for %s done.", self.service.upper(), op.action, op.job_id)
         return data
 

@@ -55,7 +55,6 @@ class CdmStartJobOperator(StartJobOperator):
         ref = self.job_ref()
         assert isinstance(ref, CdmJobRef) and isinstance(self.hook, CdmJobHook)
         self.submission_id = self.hook.start_job(ref, variables=self.variables)
-        self.log.info("Started CDM job %s: submission %s", ref.display_id, self.submission_id)
         return self.submission_id
 
     def ref_before_start(self) -> JobRef:

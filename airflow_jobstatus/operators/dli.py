@@ -77,5 +77,4 @@ class DliRunSqlJobOperator(StartJobOperator):
         self.job_id = self.hook.submit_sql(
             self.sql, self.queue_name, database_name=self.database_name, conf=self.conf
         )
-        self.log.info("Submitted DLI SQL job %s to queue %s", self.job_id, self.queue_name)
         return self.job_id

@@ -67,7 +67,8 @@ def status_op(ref: CdmJobRef) -> Operation:
 
 def start_op(ref: CdmJobRef, variables: Mapping[str, Any] | None = None) -> Operation:
     body = {"variables": {str(k): str(v) for k, v in variables.items()}} if variables else {}
-    return Operation("start job", "PUT", ref._path("start"), ref.display_id, body=body)
+    # Not logged as "done" by the transport: the hook logs the new submission's id once it has it.
+    return Operation("start job", "PUT", ref._path("start"), ref.display_id, body=body, log_done=False)
 
 
 def stop_op(ref: CdmJobRef) -> Operation:
