@@ -25,7 +25,10 @@ from typing import Any, TextIO
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator, SimulatorCore
 from airflow_jobstatus.states import JobState, JobStatus, sub_job_tasks, sub_job_text
 
-EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+#: Where the example DAGs are: shipped in the wheel as package data (pyproject.toml/setup.py copy the
+#: checkout's example_dags/ there), or a source checkout's example_dags/ (an editable install).
+PACKAGED_EXAMPLE_DAGS = Path(__file__).resolve().parent / "example_dags"
+CHECKOUT_EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DEMO_DAG_FILE = "example_cross_cloud.py"
 #: The CDM job the example DAGs start (default.json cannot declare a never-started CDM job yet).
 TICK = 0.25  # seconds between reads of the simulator core
@@ -34,6 +37,33 @@ CHILD_TIMEOUT = 300.0
 #: Child log lines echoed as milestones: the runner's own ``[demo]`` lines and dag.test()'s task starts.
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT")
 LOG_MARKER = re.compile(r"^\[demo\] (.*)$|\[DAG TEST\] starting task_id=(\S+)")
+
+
+def example_dags_dir() -> Path | None:
+    """The folder holding the example DAGs (the package's, else the checkout's); None when neither has them."""
+    for folder in (PACKAGED_EXAMPLE_DAGS, CHECKOUT_EXAMPLE_DAGS):
+        if (folder / DEMO_DAG_FILE).is_file():
+            return folder
+    return None
+
+
+#: SDKs the demo DAG needs beyond the package's own requirements: module → (the extra installing it, what it is).
+DEMO_EXTRAS = {"google.cloud.aiplatform_v1": ("vertex", "the Vertex AI client (google-cloud-aiplatform)")}
+
+
+def missing_extras() -> list[tuple[str, str]]:
+    """(extra, what) for each SDK the demo DAG needs that is not installed (its Vertex AI wait: ``[vertex]``)."""
+    import importlib.util
+
+    missing = []
+    for module, extra in DEMO_EXTRAS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a parent package is missing
+            found = False
+        if not found:
+            missing.append(extra)
+    return missing
 
 
 def normalized_state(service: str, snap: dict[str, Any]) -> str:
@@ -51,9 +81,9 @@ def progress_text(service: str, snap: dict[str, Any]) -> str:
     if isinstance(progress, int | float) and progress >= 0:
         percent = progress if service == "cdm" else progress * 100
         parts.append(f"{percent:3.0f}%")
-    counters = snap.get("counters") or {}
-    if counters:
-        parts.append(", ".join(f"{k} {int(v or 0):,}" for k, v in counters.items()))
+    counters = {k: int(v or 0) for k, v in (snap.get("counters") or {}).items()}
+    if any(counters.values()):  # the non-zero ones: CDM reports all ten counters
+        parts.append(", ".join(f"{k} {v:,}" for k, v in counters.items() if v))
     subs = [s for s in snap.get("sub_jobs") or [] if isinstance(s, dict)]
     if subs:
         status = JobStatus(service, "", JobState.RUNNING, "", sub_jobs=subs)
@@ -230,15 +260,18 @@ def run_demo(
     log_file: Path | None = None,
     dag_file: Path | None = None,
 ) -> int:
-    """Run the demo; 0 when the DAG run succeeded, 1 when it failed, 130 when interrupted.
+    """Run the demo; 0 when the DAG run succeeded, 1 when it failed, 2 when the DAG file is missing,
+    130 when interrupted.
 
-    The Airflow log goes to ``log_file`` (default: a new temp file, kept only when the run failed).
+    ``dag_file`` defaults to ``example_cross_cloud.py`` of ``example_dags_dir()``. The Airflow log goes
+    to ``log_file`` (default: a new temp file, kept only when the run failed).
     """
     started = time.monotonic()
-    dag_path = dag_file or EXAMPLE_DAGS / DEMO_DAG_FILE
+    folder = example_dags_dir()
+    dag_path = dag_file or (folder or PACKAGED_EXAMPLE_DAGS) / DEMO_DAG_FILE
     if not dag_path.is_file():
-        print(f"error: {dag_path} not found: run the demo from a source checkout.", file=sys.stderr)
-        return 1
+        print(f"error: the demo DAG {dag_path} is missing: reinstall airflow-jobstatus.", file=sys.stderr)
+        return 2
     keep_log = log_file is not None
     if log_file is None:
         fd, name = tempfile.mkstemp(prefix="airflow-jobstatus-demo-", suffix=".log")

@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_jobstatus.cli import main
 from airflow_jobstatus.simulator import Simulator
 
-SUBCOMMANDS = ("status", "watch", "simulate", "demo")
+SUBCOMMANDS = ("status", "watch", "simulate", "demo", "example-dags")
 REGION = "europe-west1"
 
 
@@ -25,6 +27,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def watch_lines(out: str) -> list[str]:
+    """watch's own lines (timestamped), without what Airflow may print first under pytest."""
+    return [line for line in out.splitlines() if line.startswith("[") and "] " in line[:12]]
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
@@ -180,6 +187,87 @@ def test_watch_fails(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None
     assert_one_line_error(err, "cli-watch-fail", "FAILED", "boom")  # the service's message, as status shows
 
 
+def test_watch_prints_a_retried_attempts_details(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Dataproc ATTEMPT_FAILURE (RETRYING): watch prints the warning the sensor logs, details included,
+    once per change (not once per poll)."""
+    details = "Container killed on request. Exit code is 137"
+    sim.add_job("dataproc", "cli-retrying", [{"state": "ATTEMPT_FAILURE", "details": details}], region=REGION)
+    argv = ["watch", "dataproc", "cli-retrying", "--region", REGION, "--interval", "0.1", "--timeout", "0.5"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 4  # still retrying at the timeout
+    lines = watch_lines(out)
+    assert "dataproc job cli-retrying: RETRYING (native ATTEMPT_FAILURE)" in lines[0]
+    assert "warning: dataproc job cli-retrying is RETRYING (native ATTEMPT_FAILURE)" in lines[1]
+    assert details in lines[1]
+    assert len(lines) == 2, out  # every poll after the first repeats neither line
+    assert sim.calls("dataproc", "cli-retrying") >= 2
+
+
+def test_watch_prints_transient_errors_it_rides_out(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.add_job("cdm", "cli-flaky-cdm", [{"state": "SUCCEEDED", "progress": 100}])
+    sim.inject_fault("http_503", count=1, service="cdm")
+    code, out, err = run(capsys, "watch", "cdm", "sim-cluster", "cli-flaky-cdm", "--interval", "0.1")
+    assert (code, err) == (0, "")
+    lines = watch_lines(out)
+    assert "warning: Transient error" in lines[0] and "HTTP 503" in lines[0]
+    assert "SUCCEEDED" in lines[1]
+
+
+def test_watch_timeout_has_its_own_exit_code(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeout while the job runs: exit 4 (3 means the job could not be read)."""
+    sim.add_job("dli", "cli-slow", [{"state": "RUNNING", "progress": 0.1}])
+    started = time.monotonic()
+    code, out, err = run(capsys, "watch", "dli", "cli-slow", "--interval", "5", "--timeout", "0.3")
+    assert code == 4
+    assert time.monotonic() - started < 4  # the last reading is at the timeout, not an interval later
+    assert_one_line_error(err, "timeout", "still RUNNING after 0.3 s")
+    assert "RUNNING" in out
+    assert sim.calls("dli", "cli-slow") in (
+        1,
+        2,
+    )  # the first reading (and one at the timeout, if not past it)
+
+
+def test_watch_rejects_a_timeout_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "watch", "dli", "j1", "--timeout", "0")
+    assert code == 2
+    assert_one_line_error(err, "--timeout")
+
+
+def test_watch_and_status_print_only_the_counters_that_moved(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CDM reports all ten counters; the progress line shows the non-zero ones (status lists them all)."""
+    counters = {"rows_read": 50, "rows_written": 40, "bytes_read": 0, "files_skipped": 0}
+    sim.add_job("cdm", "cli-zeros", [{"state": "SUCCEEDED", "progress": 100, "counters": counters}])
+    code, out, _ = run(capsys, "watch", "cdm", "sim-cluster", "cli-zeros", "--interval", "0.1")
+    assert code == 0
+    line = watch_lines(out)[-1]
+    assert "rows_read 50, rows_written 40" in line and " 0" not in line.split("%")[-1]
+    assert "bytes_read" not in line and "files_skipped" not in line
+    code, out, _ = run(capsys, "status", "cdm", "sim-cluster", "cli-zeros")
+    first, counters_line = out.strip().splitlines()[-2:]
+    assert "bytes_read" not in first
+    assert "bytes_read=0" in counters_line and "files_skipped=0" in counters_line
+
+
+def test_status_of_a_dli_job_under_the_wrong_type_hints_at_the_other(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.add_job("dli", "batch-7", [{"state": "running"}], job_type="spark")
+    sim.add_job("dli", "sql-7", [{"state": "RUNNING"}], job_type="sql")
+    code, _, err = run(capsys, "status", "dli", "batch-7")  # --job-type sql is the default
+    assert code == 3
+    assert_one_line_error(err, "'batch-7' not found", "DLI.0002", "Spark batch", "job_type 'spark'")
+    code, _, err = run(capsys, "status", "dli", "sql-7", "--job-type", "spark")
+    assert code == 3
+    assert_one_line_error(err, "'sql-7' not found", "SQL job", "job_type 'sql'")
+    code, out, _ = run(capsys, "status", "dli", "batch-7", "--job-type", "spark")
+    assert code == 0 and "RUNNING" in out
+
+
 def test_simulate_prints_connections_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "airflow_jobstatus.cli", "simulate", "--grpc-port", "0", "--http-port", "0"],
@@ -211,16 +299,137 @@ def test_simulate_prints_connections_and_stops_on_sigterm() -> None:
             proc.wait()
 
 
-def test_simulate_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("front", ["http", "grpc"])
+def test_simulate_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str], front: str) -> None:
     import socket
 
+    other = "grpc" if front == "http" else "http"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = run(capsys, "simulate", "--http-port", str(port), "--grpc-port", "0")
+        code, _, err = run(capsys, "simulate", f"--{front}-port", str(port), f"--{other}-port", "0")
     assert code == 2
-    assert_one_line_error(err, str(port), "already in use")
+    # The hint names the command's option, not the Simulator argument (``http_port=<port>``).
+    assert_one_line_error(err, str(port), "already in use", f"--{front}-port PORT")
+    assert "_port" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (
+            {"jobs": [{"service": "dataproc", "job_id": "j", "timeline": [{"state": "FINISHED_OK"}]}]},
+            ["unknown dataproc state 'FINISHED_OK'", "DONE"],
+        ),
+        ({"jobs": [{"service": "nope", "job_id": "j", "timeline": [{"state": "X"}]}]}, ["nope"]),
+        ("{not json", ["scenarios.json"]),
+        ({"jobs": [{"service": "dli", "job_id": "j"}]}, ["needs 'service', 'job_id' and 'timeline'"]),
+    ],
+)
+@pytest.mark.parametrize("command", ["simulate", "demo"])
+def test_a_bad_scenario_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, content: Any, fragments: list[str]
+) -> None:
+    """An invalid scenario (unknown state, service, not JSON) is the user's input: exit 2, not 3."""
+    path = tmp_path / "scenarios.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    argv = [command, "--scenarios", str(path)]
+    if command == "simulate":
+        argv += ["--grpc-port", "0", "--http-port", "0"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(err, "scenario file", *fragments)
+    assert "Simulator up" not in out  # nothing was started
+
+
+def test_demo_without_its_dag_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the installed package nor a checkout has the example DAGs: exit 2 (1 means "the job failed")."""
+    from airflow_jobstatus import demo
+
+    monkeypatch.setattr(demo, "PACKAGED_EXAMPLE_DAGS", tmp_path / "packaged")
+    monkeypatch.setattr(demo, "CHECKOUT_EXAMPLE_DAGS", tmp_path / "checkout")
+    code, out, err = run(capsys, "demo")
+    assert code == 2
+    assert_one_line_error(err, "example DAGs", "reinstall")
+    assert "Simulator up" not in out
+    assert demo.run_demo() == 2  # called directly: the same code
+
+
+def test_demo_without_the_vertex_extra_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_jobstatus import demo
+
+    monkeypatch.setattr(demo, "DEMO_EXTRAS", {"no_such_module_xyz.sub": ("vertex", "the Vertex AI client")})
+    code, _, err = run(capsys, "demo")
+    assert code == 2
+    assert_one_line_error(err, "the Vertex AI client", "pip install 'airflow-jobstatus[vertex]'")
+
+
+def test_example_dags_copies_the_shipped_dags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from airflow_jobstatus.demo import DEMO_DAG_FILE, example_dags_dir
+
+    source = example_dags_dir()
+    assert source is not None
+    names = sorted(f.name for f in source.glob("example_*.py"))
+    assert DEMO_DAG_FILE in names and len(names) >= 6
+    dest = tmp_path / "airflow" / "dags"
+    code, out, err = run(capsys, "example-dags", str(dest))
+    assert (code, err) == (0, "")
+    assert sorted(f.name for f in dest.iterdir()) == names
+    assert (dest / DEMO_DAG_FILE).read_bytes() == (source / DEMO_DAG_FILE).read_bytes()
+    assert f"Copied {len(names)} example DAG(s) to {dest}" in out
+
+    code, out, _ = run(capsys, "example-dags", str(dest))  # again: nothing to do
+    assert code == 0 and f"Copied 0 example DAG(s) to {dest} ({len(names)} already there, unchanged)" in out
+
+    (dest / DEMO_DAG_FILE).write_text("# my edits\n", encoding="utf-8")
+    code, _, err = run(capsys, "example-dags", str(dest))
+    assert code == 2
+    assert_one_line_error(err, DEMO_DAG_FILE, "--force")
+    assert (dest / DEMO_DAG_FILE).read_text(encoding="utf-8") == "# my edits\n"  # left alone
+
+    code, out, _ = run(capsys, "example-dags", str(dest), "--force")
+    assert code == 0 and f"Copied 1 example DAG(s) to {dest}" in out
+    assert (dest / DEMO_DAG_FILE).read_bytes() == (source / DEMO_DAG_FILE).read_bytes()
+
+
+def test_the_wheel_ships_the_example_dags(tmp_path: Path) -> None:
+    """The build maps the checkout's example_dags/ into the package: the wheel has them where
+    ``demo`` and ``example-dags`` look when installed (airflow_jobstatus/example_dags)."""
+    import shutil
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("airflow_jobstatus", "example_dags"):
+        shutil.copytree(root / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, src / name)
+    # The real build (isolated: pyproject's setuptools>=68, from the package index as for any install).
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", "-w"]
+    done = subprocess.run([*build, str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("airflow_jobstatus-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n.rpartition("/")[2] for n in names if n.startswith("airflow_jobstatus/example_dags/")}
+    assert shipped == {f.name for f in (root / "example_dags").glob("*.py")}
+    assert "airflow_jobstatus/simulator/scenarios/default.json" in names  # package data still there
+    assert "airflow_jobstatus/py.typed" in names
+
+
+def test_example_dags_into_a_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x", encoding="utf-8")
+    code, _, err = run(capsys, "example-dags", str(target))
+    assert code == 2
+    assert_one_line_error(err, "is not a folder")
 
 
 def test_simulate_defaults_to_fixed_ports() -> None:

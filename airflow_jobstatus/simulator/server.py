@@ -42,9 +42,15 @@ class SimulatorPortInUse(RuntimeError):
 
     def __init__(self, front: str, host: str, port: int, option: str):
         self.front, self.host, self.port = front, host, port
-        super().__init__(
-            f"The simulator's {front} port {port} on {host} is already in use. Stop whatever listens "
-            f"there, or pick another port ({option}=<port>, or 0 for any free port)."
+        #: The ``Simulator`` argument naming the port (``grpc_port``, ``http_port``).
+        self.option = option
+        super().__init__(self.describe(f"{option}=<port>"))
+
+    def describe(self, how: str) -> str:
+        """The message, with ``how`` saying how to pick another port (``--http-port PORT`` in the CLI)."""
+        return (
+            f"The simulator's {self.front} port {self.port} on {self.host} is already in use. Stop "
+            f"whatever listens there, or pick another port ({how}, or 0 for any free port)."
         )
 
 
