@@ -63,6 +63,8 @@ def test_a_taken_http_port_is_a_clear_error(listener: socket.socket) -> None:
     assert (info.value.front, info.value.port) == ("HTTP", port)
     message = str(info.value)
     assert f"port {port}" in message and "http_port=" in message and "0 for any free port" in message
+    assert info.value.option == "http_port"  # a front end names its own option instead (the CLI: --http-port)
+    assert info.value.describe("--http-port PORT") == message.replace("http_port=<port>", "--http-port PORT")
     assert not sim.running and len(_sim_threads()) == threads_before
     with socket.create_server(("127.0.0.1", grpc_port)):  # the gRPC server it had started was stopped
         pass
