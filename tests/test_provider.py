@@ -28,7 +28,8 @@ def test_providers_manager_lists_package_and_connection_type():
 def test_huawei_secrets_are_password_fields_in_the_connection_form():
     """The SK (password) and the security token must not show in clear text in the UI form."""
     (huawei,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "huaweicloud"]
-    assert huawei["conn-fields"]["security_token"].get("format") == "password"
+    # Airflow's form reads the format from the field's JSON schema, not from the field itself
+    assert huawei["conn-fields"]["security_token"]["schema"].get("format") == "password"
     assert "password" not in huawei["ui-field-behaviour"]["hidden-fields"]
 
 
