@@ -6,7 +6,7 @@ DEPLOY_STAMP := $(VENV)/.deployment-stamp
 UI_STAMP := $(VENV)/.ui-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck pytest test-deployment test-ui chromium bench simulate clean
+.PHONY: install demo test lint typecheck pytest test-e2e test-deployment test-ui chromium bench simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,18 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The fast layers (README "Development"): unit, wire (real SDKs to the simulator), airflow (dag.test()).
 pytest: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/wire tests/airflow
 
-test: lint typecheck pytest
+# Lint, types and the fast layers; prints how long it took (the budget is 3 minutes on 2 quiet cores).
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint typecheck pytest; rc=$$?; \
+	  echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
+# Real processes: airflow standalone, an example DAG as a script, the benchmark harness's smoke run.
+test-e2e: install
+	$(PY) -m pytest -q -p no:cacheprovider -m e2e -rfExX tests/e2e
 
 # PostgreSQL + scheduler, dag-processor, api-server and two triggerers as separate processes (docs/deployment.md).
 test-deployment: $(DEPLOY_STAMP)

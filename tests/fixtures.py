@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from airflow_jobstatus.simulator import Simulator
+from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
+
+#: The checkout's example DAGs.
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,10 @@ def sim(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
     for name, value in simulator.env().items():
         monkeypatch.setenv(name, value)
     return simulator
+
+
+@pytest.fixture
+def demo_sim(sim: Simulator) -> Simulator:
+    """The session simulator with the default scenarios and the examples' CDM job."""
+    sim.load_scenarios(DEFAULT_SCENARIOS)
+    return sim

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_jobstatus._demo_run import run_dag_file
-from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
+from airflow_jobstatus.simulator import Simulator
+from tests.fixtures import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_FILES = {
     "example_dataproc.py": "example_jobstatus_dataproc",
     "example_dataflow.py": "example_jobstatus_dataflow",
@@ -49,13 +48,6 @@ def run_example(file_name: str) -> tuple[str, dict[str, str | None], dict[str, d
     return outcome["state"], outcome["tasks"], outcome["xcoms"]
 
 
-@pytest.fixture
-def demo_sim(sim: Simulator) -> Simulator:
-    """The session simulator with the default scenarios and the examples' CDM job."""
-    sim.load_scenarios(DEFAULT_SCENARIOS)
-    return sim
-
-
 def test_cross_cloud_dag_runs_green(demo_sim: Simulator) -> None:
     run, states, xcoms = run_example("example_cross_cloud.py")
     assert run == "success", states
@@ -79,19 +71,3 @@ def test_service_example_runs_green(demo_sim: Simulator, file_name: str) -> None
     if file_name == "example_dli.py":
         submitted = xcoms["submit_only"]["job_id"]
         assert xcoms["wait_for_sql"]["return_value"]["job_id"] == submitted
-
-
-def test_an_example_runs_as_a_script(demo_sim: Simulator) -> None:
-    """``python example_dags/example_dataproc.py`` runs the DAG once (it did nothing before)."""
-    import os
-    import subprocess
-    import sys
-
-    from airflow_jobstatus._demo_run import ensure_db
-
-    ensure_db()
-    env = {**os.environ, **demo_sim.env(), "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES)}
-    script = EXAMPLES / "example_dataproc.py"
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert demo_sim.calls("dataproc") >= 1  # it really ran: the sensor read the job

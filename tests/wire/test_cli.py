@@ -403,7 +403,7 @@ def test_the_wheel_ships_the_example_dags(tmp_path: Path) -> None:
     import shutil
     import zipfile
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("airflow_jobstatus", "example_dags"):
