@@ -184,7 +184,7 @@ def parse_service(name: str) -> str:
 
 def job_ref(service: str, args: argparse.Namespace) -> Any:
     """The service's typed job reference from the positional JOB arguments and the options."""
-    from airflow_jobstatus.exceptions import ConfigurationError
+    from airflow_jobstatus.core.exceptions import ConfigurationError
 
     spec = REGISTRY[service]
     names = _positional(spec)
@@ -231,8 +231,8 @@ def _hook_and_ref(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def status_lines(status: Any) -> list[str]:
     """The summary line (non-zero counters), then the message, every counter and each subjob's task counts."""
-    from airflow_jobstatus.states import sub_job_text
-    from airflow_jobstatus.waiting import progress_line
+    from airflow_jobstatus.core.states import sub_job_text
+    from airflow_jobstatus.wait.rules import progress_line
 
     lines = [progress_line(status)]
     if status.message:
@@ -254,14 +254,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status.to_dict(), indent=2, sort_keys=True))
     else:
         print("\n".join(status_lines(status)))
-    from airflow_jobstatus.states import DEFAULT_FAILURE_STATES
+    from airflow_jobstatus.core.states import DEFAULT_FAILURE_STATES
 
     return EXIT_JOB_FAILED if status.state in DEFAULT_FAILURE_STATES else EXIT_OK
 
 
 def watch_line(status: Any) -> str:
     """One line per poll: the sensors' progress line (state, progress, subjob tasks, non-zero counters)."""
-    from airflow_jobstatus.waiting import progress_line
+    from airflow_jobstatus.wait.rules import progress_line
 
     return progress_line(status)
 
@@ -291,8 +291,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
         raise UsageError("--timeout must be a number of seconds > 0")
     hook, ref = _hook_and_ref(args)
-    from airflow_jobstatus.exceptions import JobFailedError
-    from airflow_jobstatus.waiting import JobWatch, RetryPolicy
+    from airflow_jobstatus.core.exceptions import JobFailedError
+    from airflow_jobstatus.wait.rules import JobWatch, RetryPolicy
 
     # The watch logs every poll, the sensors' warnings and the final error; we print our own lines,
     # and its warnings (a retried Dataproc attempt's details, a stale status, a transient error).

@@ -22,8 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from airflow_jobstatus.core.states import JobState, JobStatus, sub_job_tasks, sub_job_text
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator, SimulatorCore
-from airflow_jobstatus.states import JobState, JobStatus, sub_job_tasks, sub_job_text
 
 #: Where the example DAGs are: shipped in the wheel as package data (pyproject.toml/setup.py copy the
 #: checkout's example_dags/ there), or a source checkout's example_dags/ (an editable install).

@@ -29,7 +29,7 @@ from plan import REGION  # noqa: E402
 from report import render, targets  # noqa: E402
 from simctl import SimProcess  # noqa: E402
 
-from airflow_jobstatus.triggerer_gc import RECOMMENDED as GC_SETTING  # noqa: E402
+from airflow_jobstatus.wait.gc import RECOMMENDED as GC_SETTING  # noqa: E402
 
 ANCHOR_VENV = HERE / ".venv-anchor"
 ANCHOR_PY = ANCHOR_VENV / "bin" / "python"

@@ -7,10 +7,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.states import JobStatus
 
 R = TypeVar("R", bound=JobRef)
 
@@ -38,7 +38,7 @@ class JobStatusHook(BaseHook, Generic[R]):
 
     def fetch_connection(self) -> Any:
         """The Airflow connection, or a ConfigurationError saying how to define it (sync; may block)."""
-        from airflow_jobstatus._compat import AirflowNotFoundException
+        from airflow_jobstatus.core.compat import AirflowNotFoundException
 
         try:
             return self.get_connection(self.conn_id)
@@ -47,7 +47,7 @@ class JobStatusHook(BaseHook, Generic[R]):
 
     async def afetch_connection(self) -> Any:
         """``fetch_connection`` through Airflow's async connection getter."""
-        from airflow_jobstatus._compat import AirflowNotFoundException
+        from airflow_jobstatus.core.compat import AirflowNotFoundException
 
         try:
             return await self.aget_connection(self.conn_id)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
 from airflow_jobstatus.services import cdm
 from airflow_jobstatus.services.cdm import CdmJobRef
-from airflow_jobstatus.states import JobStatus
 
 
 class CdmJobHook(HuaweiCloudHook[CdmJobRef]):

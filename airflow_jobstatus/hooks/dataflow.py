@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.gcp import ClientKind, GoogleJobHook
 from airflow_jobstatus.services import dataflow
 from airflow_jobstatus.services.dataflow import DataflowJobRef
-from airflow_jobstatus.states import JobStatus
 
 JOBS = ClientKind(dataflow.NAME, "google.cloud.dataflow_v1beta3.services.jobs_v1_beta3", "JobsV1Beta3")
 

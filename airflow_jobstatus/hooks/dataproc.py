@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.gcp import ClientKind, GoogleJobHook
 from airflow_jobstatus.services import dataproc
 from airflow_jobstatus.services.base import require_id
 from airflow_jobstatus.services.dataproc import DataprocJobRef
-from airflow_jobstatus.states import JobStatus
 
 JOB_CONTROLLER = ClientKind(
     dataproc.NAME, "google.cloud.dataproc_v1.services.job_controller", "JobController"

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
 from airflow_jobstatus.services import dli
 from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.services.huawei import Operation
-from airflow_jobstatus.states import JobStatus
 
 
 class DliJobHook(HuaweiCloudHook[DliJobRef]):

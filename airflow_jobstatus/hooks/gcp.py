@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
@@ -25,12 +25,12 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks import lazy_import
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
 from airflow_jobstatus.hooks.lazy_import import import_modules
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache, TtlCache, env_connection_key
 from airflow_jobstatus.services import get_service
-from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.hooks.loop_cache import env_connection_key
 
 if TYPE_CHECKING:

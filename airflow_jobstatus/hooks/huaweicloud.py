@@ -18,7 +18,7 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_jobstatus.exceptions import AuthenticationError, ServiceError
+from airflow_jobstatus.core.exceptions import AuthenticationError, ServiceError
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
 from airflow_jobstatus.hooks.huawei_async import (
     MAX_IN_FLIGHT,

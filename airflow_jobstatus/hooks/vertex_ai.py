@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.gcp import ClientKind, GoogleJobHook
 from airflow_jobstatus.services import vertex_ai
 from airflow_jobstatus.services.vertex_ai import VertexAIJobRef
-from airflow_jobstatus.states import JobStatus
 
 # Only the light GAPIC package ``google.cloud.aiplatform_v1``, never the heavy ``google.cloud.aiplatform``.
 JOB_SERVICE = ClientKind(

@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_jobstatus._compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferralTimeout
+from airflow_jobstatus.core.compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferralTimeout
 from airflow_jobstatus.core.dotted import load_callable
-from airflow_jobstatus.events import seen_of
-from airflow_jobstatus.exceptions import ConfigurationError, JobNotFoundError
-from airflow_jobstatus.job_wait import JobWaitMixin
+from airflow_jobstatus.core.exceptions import ConfigurationError, JobNotFoundError
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.states import JobStatus
-from airflow_jobstatus.waiting import JobWatch, RetryPolicy, Verdict, check_seconds
+from airflow_jobstatus.tasks.job_wait import JobWaitMixin
+from airflow_jobstatus.triggers.events import seen_of
+from airflow_jobstatus.wait.rules import JobWatch, RetryPolicy, Verdict, check_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
-from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

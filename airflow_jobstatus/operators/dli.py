@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
 from airflow_jobstatus.services.dli import JOB_TYPES, DliJobRef
-from airflow_jobstatus.states import JobStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

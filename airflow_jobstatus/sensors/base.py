@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
-from airflow_jobstatus._compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
-from airflow_jobstatus.job_wait import CONN_ID_ARGS, JobWaitMixin
-from airflow_jobstatus.templating import is_template, not_renderable_in_triggerer
-from airflow_jobstatus.waiting import check_seconds
+from airflow_jobstatus.core.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
+from airflow_jobstatus.core.templating import is_template, not_renderable_in_triggerer
+from airflow_jobstatus.tasks.job_wait import CONN_ID_ARGS, JobWaitMixin
+from airflow_jobstatus.wait.rules import check_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

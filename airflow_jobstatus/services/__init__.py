@@ -14,7 +14,7 @@ def get_service(name: str) -> ServiceSpec:
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
-        from airflow_jobstatus.exceptions import ConfigurationError
+        from airflow_jobstatus.core.exceptions import ConfigurationError
 
         raise ConfigurationError(
             f"Unknown service {name!r}. Valid services: {', '.join(SERVICES)}."

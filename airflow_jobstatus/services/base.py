@@ -11,16 +11,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow_jobstatus.states import JobState, JobStatus, NativeStateTable
+from airflow_jobstatus.core.states import JobState, JobStatus, NativeStateTable
 
 if TYPE_CHECKING:
-    from airflow_jobstatus.exceptions import BadResponseError
+    from airflow_jobstatus.core.exceptions import BadResponseError
 
 R = TypeVar("R", bound="JobRef")
 
 
 def _configuration_error(message: str) -> Exception:
-    from airflow_jobstatus.exceptions import ConfigurationError
+    from airflow_jobstatus.core.exceptions import ConfigurationError
 
     return ConfigurationError(message)
 
@@ -152,7 +152,7 @@ def table(name: str, mapping: Mapping[str, JobState]) -> NativeStateTable:
 
 def bad_response(service: str, job_id: str, reason: str) -> BadResponseError:
     """A response the parser cannot read (transient: a proxy's garbled answer must not end a wait)."""
-    from airflow_jobstatus.exceptions import BadResponseError
+    from airflow_jobstatus.core.exceptions import BadResponseError
 
     return BadResponseError(
         f"unparseable job status for {job_id!r}: {reason}", service=service, job_id=job_id

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, table
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
-from airflow_jobstatus.states import JobState, JobStatus
 
 NAME = "cdm"
 #: Submission ``status`` → JobState (docs: Querying Job Status).

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
 from airflow_jobstatus.services.google import console, enum_name, raw_message
-from airflow_jobstatus.states import JobState, JobStatus
 
 NAME = "dataflow"
 #: Dataflow's API is global; the location travels in the request.

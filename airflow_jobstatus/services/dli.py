@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.services.base import (
     Coalescing,
     JobRef,
@@ -15,7 +16,6 @@ from airflow_jobstatus.services.base import (
     table,
 )
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
-from airflow_jobstatus.states import JobState, JobStatus
 
 NAME = "dli"
 JOB_TYPES = ("sql", "spark")
@@ -233,7 +233,7 @@ def parse(data: Mapping[str, Any], ref: DliJobRef) -> JobStatus:
 
 def parse_submitted_id(data: Mapping[str, Any]) -> str:
     """The job id in a submit answer; a refusal (is_success false) is a bad request."""
-    from airflow_jobstatus.exceptions import BadRequestError
+    from airflow_jobstatus.core.exceptions import BadRequestError
 
     if data.get("is_success") is False:
         raise BadRequestError(f"DLI refused the SQL job: {data.get('message')}", service=NAME)
@@ -245,7 +245,7 @@ def parse_submitted_id(data: Mapping[str, Any]) -> str:
 
 def check_cancelled(data: Mapping[str, Any], ref: DliJobRef) -> None:
     """A 200 with is_success=false means DLI refused the cancel (e.g. the job already ended)."""
-    from airflow_jobstatus.exceptions import BadRequestError
+    from airflow_jobstatus.core.exceptions import BadRequestError
 
     if data.get("is_success") is False:
         raise BadRequestError(

@@ -20,17 +20,16 @@ from airflow.triggers.base import (
     TriggerEvent,
 )
 
-from airflow_jobstatus import triggerer_gc
 from airflow_jobstatus.core.dotted import load_callable
-from airflow_jobstatus.events import decided_event, error_event, seen_of
-from airflow_jobstatus.exceptions import ConfigurationError, JobFailedError, ServiceError
+from airflow_jobstatus.core.exceptions import ConfigurationError, JobFailedError, ServiceError
+from airflow_jobstatus.core.states import JobStatus
+from airflow_jobstatus.core.templating import is_template
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.shared_sleep import shared_sleep
-from airflow_jobstatus.states import JobStatus
-from airflow_jobstatus.templating import is_template
-from airflow_jobstatus.waiting import (
+from airflow_jobstatus.triggers.events import decided_event, error_event, seen_of
+from airflow_jobstatus.wait import gc as triggerer_gc
+from airflow_jobstatus.wait.rules import (
     CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
     DEFAULT_MAX_BACKOFF,
@@ -38,12 +37,13 @@ from airflow_jobstatus.waiting import (
     RetryPolicy,
     Verdict,
 )
+from airflow_jobstatus.wait.shared_sleep import shared_sleep
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_jobstatus.coalescing import Waiter
+    from airflow_jobstatus.triggers.coalescing import Waiter
 
 #: The task states a trigger may end a task in (``end_from_trigger``).
 END_STATES = ("failed", "skipped", "success")
@@ -66,7 +66,7 @@ def end_states(value: bool | Sequence[str] | None) -> list[str]:
 
 def on_kill_budget() -> float:
     """How long ``on_kill`` may spend cancelling: Airflow's bound minus a margin, at most the cancel budget."""
-    from airflow_jobstatus._compat import conf
+    from airflow_jobstatus.core.compat import conf
 
     bound = float(conf.getfloat("triggerer", "on_kill_timeout", fallback=30.0))
     return max(1.0, min(CANCEL_ERROR_BUDGET, bound - ON_KILL_MARGIN))
@@ -75,7 +75,7 @@ def on_kill_budget() -> float:
 class JobStatusTrigger(BaseTrigger):
     """Waits on one job of ``service``, named by ``job_ref`` (the service's ``JobRef`` as a dict).
 
-    Yields one status-dict event, an ``airflow_jobstatus.events.WaitEvent``: ``{"status": "success" |
+    Yields one status-dict event, an ``airflow_jobstatus.triggers.events.WaitEvent``: ``{"status": "success" |
     "failure" | "error", "job_status": {...}, "error": {...}, "message": str, "last_sub_jobs": [...],
     "progress_history": [...]}``.
     Restarting the triggerer re-runs it from its serialized kwargs: it only reads, so that is safe.
@@ -134,7 +134,7 @@ class JobStatusTrigger(BaseTrigger):
         self.outcome_xcoms = outcome_xcoms
         self.coalesce = bool(coalesce)
         if self.coalesce:
-            from airflow_jobstatus.coalescing import coalescing_of
+            from airflow_jobstatus.triggers.coalescing import coalescing_of
 
             coalescing_of(service, self.job_ref or None)  # ConfigurationError when it cannot
 
@@ -184,7 +184,7 @@ class JobStatusTrigger(BaseTrigger):
         pause until the next list answer instead of a sleep); None: the job's own read every interval."""
         if not self.coalesce:
             return None
-        from airflow_jobstatus.coalescing import Waiter
+        from airflow_jobstatus.triggers.coalescing import Waiter
 
         return Waiter(hook, ref, self.poll_interval)
 
@@ -435,7 +435,7 @@ class JobStatusStartTrigger(JobStatusTrigger):
         self.conn_id = values[self.conn_field]
         self._ref()  # a ConfigurationError for a value that is not a valid reference
         if self.coalesce:
-            from airflow_jobstatus.coalescing import coalescing_of
+            from airflow_jobstatus.triggers.coalescing import coalescing_of
 
             coalescing_of(self.service, self.job_ref)  # e.g. a DLI Spark batch cannot coalesce
 

@@ -33,7 +33,7 @@ def test_examples_wait_deferred() -> None:
     """Every wait in the examples is explicitly deferrable (the point of the examples)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_jobstatus.job_wait import JobWaitMixin
+    from airflow_jobstatus.tasks.job_wait import JobWaitMixin
 
     bag = DagBag(dag_folder=str(EXAMPLES))
     waits = [t for dag in bag.dags.values() for t in dag.tasks if isinstance(t, JobWaitMixin)]

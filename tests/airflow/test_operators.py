@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.exceptions import JobFailedError
+from airflow_jobstatus.core.exceptions import JobFailedError
 from tests.dag_harness import run_operator
 
 CDM = ("airflow_jobstatus.operators.cdm", "CdmStartJobOperator")

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_jobstatus.triggers import job_status
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
-from airflow_jobstatus.waiting import JobWatch
+from airflow_jobstatus.wait.rules import JobWatch
 from tests.unit.fakes import FakeHook, RecordingLog
 
 

@@ -12,7 +12,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
@@ -20,8 +20,8 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.hooks.base import JobStatusHook
-from airflow_jobstatus.states import JobState, JobStatus
 
 Reading = JobStatus | JobState | BaseException
 

@@ -8,12 +8,12 @@ import weakref
 
 import pytest
 
-from airflow_jobstatus import shared_sleep as shared_sleep_module
-from airflow_jobstatus import triggerer_gc
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.services import get_service
-from airflow_jobstatus.shared_sleep import TICK, pending_timers, shared_sleep
-from airflow_jobstatus.states import JobState
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+from airflow_jobstatus.wait import gc as triggerer_gc
+from airflow_jobstatus.wait import shared_sleep as shared_sleep_module
+from airflow_jobstatus.wait.shared_sleep import TICK, pending_timers, shared_sleep
 from tests.unit.fakes import SENSOR_ARGS, FakeHook, RecordingLog, first_event
 
 # -- shared_sleep -----------------------------------------------------------------------------------

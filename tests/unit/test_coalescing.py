@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus import coalescing
-from airflow_jobstatus.coalescing import Waiter, active_pollers
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     ConfigurationError,
     JobNotFoundError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.hooks.base import JobStatusHook
 from airflow_jobstatus.services.base import Coalescing
 from airflow_jobstatus.services.dataproc import DataprocJobRef
-from airflow_jobstatus.states import JobState, JobStatus
+from airflow_jobstatus.triggers import coalescing
+from airflow_jobstatus.triggers.coalescing import Waiter, active_pollers
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 from tests.unit.fakes import make_sensor
 

@@ -7,12 +7,12 @@ from datetime import datetime
 
 import pytest
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.operators.cdm import CdmStartJobOperator
 from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
 from airflow_jobstatus.services import SERVICES, get_service
-from airflow_jobstatus.states import JobState
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 from tests.unit.fakes import CONN_ARG, make_sensor
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.services import REGISTRY, SERVICES, get_service
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dataflow import DataflowJobRef

@@ -21,7 +21,8 @@ from airflow.sdk.exceptions import (
 )
 from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
-from airflow_jobstatus.exceptions import AuthenticationError, JobFailedError, TransientServiceError
+from airflow_jobstatus.core.exceptions import AuthenticationError, JobFailedError, TransientServiceError
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.operators import base as operator_base
@@ -33,7 +34,6 @@ from airflow_jobstatus.sensors.dli import DliJobStatusSensor
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
-from airflow_jobstatus.states import JobState
 from airflow_jobstatus.triggers import job_status as trigger_module
 from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger, JobStatusTrigger, end_states
 from tests.unit.fakes import (
@@ -970,7 +970,7 @@ def test_trigger_on_kill_is_bounded_by_the_triggerers_on_kill_timeout(trigger_ho
 
 
 def test_the_on_kill_budget_stays_below_airflows_bound(monkeypatch):
-    from airflow_jobstatus._compat import conf
+    from airflow_jobstatus.core.compat import conf
 
     monkeypatch.setattr(conf, "getfloat", lambda *a, **kw: 10.0)
     assert trigger_module.on_kill_budget() == 8.0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.links import (
     CdmJobLink,

@@ -8,14 +8,14 @@ import pytest
 from airflow.sdk.bases.operator import TriggerFailureReason
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferralTimeout, TaskDeferred
 
-from airflow_jobstatus.exceptions import AuthenticationError, JobFailedError, TransientServiceError
+from airflow_jobstatus.core.exceptions import AuthenticationError, JobFailedError, TransientServiceError
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.operators.cdm import CdmStartJobOperator
 from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
-from airflow_jobstatus.states import JobState
 from tests.unit.fakes import ERRORS, FakeHook, FakeTI, fake_hook_for, status
 
 FakeCdmHook = fake_hook_for(CdmJobHook)

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadResponseError,
     JobFailedError,
@@ -21,8 +21,8 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.services import SERVICES
-from airflow_jobstatus.states import JobState
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 from tests.unit.fakes import ERRORS, FakeHook, make_sensor, status
 

@@ -6,14 +6,14 @@ import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     JobFailedError,
     JobNotFoundError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.services import SERVICES, get_service
-from airflow_jobstatus.states import JobState
 from tests.unit.fakes import ERRORS, SENSOR_ARGS, FakeClock, FakeHook, FakeTI, make_sensor, status
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.services import cdm
 from airflow_jobstatus.services.cdm import CdmJobRef
-from airflow_jobstatus.states import JobState, JobStatus
-from airflow_jobstatus.waiting import JobWatch, progress_line
+from airflow_jobstatus.wait.rules import JobWatch, progress_line
 
 
 def answer(**counters: int) -> dict[str, object]:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from airflow_jobstatus.exceptions import BadRequestError, JobNotFoundError
+from airflow_jobstatus.core.exceptions import BadRequestError, JobNotFoundError
 from airflow_jobstatus.hooks.huawei_responses import http_error
 from airflow_jobstatus.services import dli
 from airflow_jobstatus.services.dli import DliJobRef

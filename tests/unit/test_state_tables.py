@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from airflow_jobstatus.core.states import JobState, NativeStateTable
 from airflow_jobstatus.services import dataflow, dataproc, vertex_ai
-from airflow_jobstatus.states import JobState, NativeStateTable
 
 
 def _enum(module: str, path: str) -> Any:

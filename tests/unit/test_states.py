@@ -7,13 +7,13 @@ import logging
 
 import pytest
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     JobFailedError,
     ServiceError,
     TransientServiceError,
 )
-from airflow_jobstatus.states import (
+from airflow_jobstatus.core.states import (
     DEFAULT_FAILURE_STATES,
     DEFAULT_SUCCESS_STATES,
     JobState,

@@ -6,18 +6,18 @@ import asyncio
 
 import pytest
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     JobNotFoundError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.services import SERVICES, get_service
-from airflow_jobstatus.states import JobState, JobStatus
 from airflow_jobstatus.triggers import job_status as trigger_module
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
-from airflow_jobstatus.waiting import JobWatch
+from airflow_jobstatus.wait.rules import JobWatch
 from tests.unit.fakes import ERRORS, SENSOR_ARGS, FakeClock, FakeHook, first_event, make_sensor, status
 
 EVENT_KEYS = {"status", "job_status", "message", "last_sub_jobs", "progress_history"}

@@ -12,13 +12,13 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time import task_runner
 
-from airflow_jobstatus.exceptions import ConfigurationError
+from airflow_jobstatus.core.exceptions import ConfigurationError
+from airflow_jobstatus.core.states import JobState
+from airflow_jobstatus.core.templating import not_renderable_in_triggerer
 from airflow_jobstatus.links import link_for
 from airflow_jobstatus.sensors.dataproc import DataprocJobStatusSensor
 from airflow_jobstatus.sensors.dli import DliJobStatusSensor
 from airflow_jobstatus.services import SERVICES
-from airflow_jobstatus.states import JobState
-from airflow_jobstatus.templating import not_renderable_in_triggerer
 from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger
 from tests.unit.fakes import FakeHook, make_sensor
 

@@ -6,19 +6,19 @@ import math
 
 import pytest
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadResponseError,
     JobNotFoundError,
     TransientServiceError,
 )
-from airflow_jobstatus.states import (
+from airflow_jobstatus.core.states import (
     DEFAULT_SUCCESS_STATES,
     STUCK_STATES,
     TERMINAL_STATES,
     JobState,
 )
-from airflow_jobstatus.waiting import HISTORY_LIMIT, JobWatch, RetryPolicy, check_seconds
+from airflow_jobstatus.wait.rules import HISTORY_LIMIT, JobWatch, RetryPolicy, check_seconds
 from tests.unit.fakes import ERRORS, FakeClock, RecordingLog, status
 
 NON_TERMINAL = sorted(set(JobState) - TERMINAL_STATES, key=lambda s: s.value)

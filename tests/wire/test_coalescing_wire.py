@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.coalescing import active_pollers
 from airflow_jobstatus.hooks import gcp, huaweicloud
 from airflow_jobstatus.simulator import Simulator
 from airflow_jobstatus.simulator.vertex_grpc import vertex_available
+from airflow_jobstatus.triggers.coalescing import active_pollers
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 
 POLL = 0.25

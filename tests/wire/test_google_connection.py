@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.exceptions import ConfigurationError, JobNotFoundError
+from airflow_jobstatus.core.exceptions import ConfigurationError, JobNotFoundError
 from airflow_jobstatus.hooks import gcp
 from airflow_jobstatus.hooks.dataproc import DataprocJobHook
 from airflow_jobstatus.services.dataproc import DataprocJobRef
@@ -112,8 +112,8 @@ def test_sensor_passes_impersonation_chain_to_its_hook() -> None:
 
 async def test_undecodable_grpc_answer_is_retried_by_the_wait(sim: Any) -> None:
     """A garbled gRPC answer is a BadResponseError, which the wait rides out (it failed the task)."""
-    from airflow_jobstatus.exceptions import BadResponseError
-    from airflow_jobstatus.waiting import JobWatch, RetryPolicy
+    from airflow_jobstatus.core.exceptions import BadResponseError
+    from airflow_jobstatus.wait.rules import JobWatch, RetryPolicy
 
     sim.add_job("dataproc", "job-x", [{"state": "DONE"}], region="europe-west1")
     sim.inject_fault("grpc_undecodable", count=2, service="dataproc")

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.api_core import exceptions as gexc
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
@@ -22,6 +22,7 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.hooks import gcp
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.hooks.dataflow import DataflowJobHook
@@ -35,7 +36,6 @@ from airflow_jobstatus.services.dataproc import STATES as DATAPROC_STATES
 from airflow_jobstatus.services.dataproc import DataprocJobRef
 from airflow_jobstatus.services.vertex_ai import JOB_TYPES
 from airflow_jobstatus.services.vertex_ai import STATES as VERTEX_AI_STATES
-from airflow_jobstatus.states import JobState, JobStatus
 
 REGION = "europe-west1"
 HOOKS: dict[str, type[GoogleJobHook]] = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
@@ -26,6 +26,7 @@ from airflow_jobstatus.exceptions import (
     ServiceError,
     TransientServiceError,
 )
+from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.hooks import huawei_config, huaweicloud
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.hooks.cdm import CdmJobHook
@@ -35,7 +36,6 @@ from airflow_jobstatus.services import cdm, dli
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.simulator import Simulator
-from airflow_jobstatus.states import JobState, JobStatus
 
 PATHS = ("sync", "async")
 CLUSTER = "sim-cluster"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.exceptions import (
+from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,

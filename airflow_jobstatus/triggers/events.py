@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-from airflow_jobstatus.exceptions import BadResponseError, ServiceError
-from airflow_jobstatus.states import JobStatus
+from airflow_jobstatus.core.exceptions import BadResponseError, ServiceError
+from airflow_jobstatus.core.states import JobStatus
 
 EventStatus = Literal["success", "failure", "error"]
 

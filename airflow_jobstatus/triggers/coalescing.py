@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_jobstatus.exceptions import ConfigurationError, ServiceError
+from airflow_jobstatus.core.exceptions import ConfigurationError, ServiceError
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.base import JobStatusHook
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import Coalescing, JobRef
-from airflow_jobstatus.states import JobStatus
 
 PollerKey = tuple[str, str, tuple[str, ...], tuple[Any, ...], float]
 _POLLERS: PerLoopCache[PollerKey, Poller] = PerLoopCache()

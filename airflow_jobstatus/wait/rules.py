@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from airflow_jobstatus.exceptions import JobNotFoundError, ServiceError
-from airflow_jobstatus.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
+from airflow_jobstatus.core.exceptions import JobNotFoundError, ServiceError
+from airflow_jobstatus.core.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
 
 Verdict = Literal["success", "failure", "wait"]
 T = TypeVar("T")

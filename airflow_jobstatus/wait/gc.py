@@ -40,7 +40,7 @@ def parse_thresholds(text: str) -> tuple[int, int, int]:
 
 
 def configured() -> str:
-    from airflow_jobstatus._compat import conf
+    from airflow_jobstatus.core.compat import conf
 
     return str(conf.get(SECTION, KEY, fallback="") or "").strip()
 
