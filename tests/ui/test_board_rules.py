@@ -235,7 +235,7 @@ def test_most_recent_first_and_waiting_jobs_on_top() -> None:
 
 # -- templates of tasks that never ran on a worker ------------------------------------------------------------
 class FakeTI:
-    dag_version_id, run_id, dag_id = "v1", "r1", "d"
+    dag_version_id, run_id, dag_id, task_id, map_index = "v1", "r1", "d", "t", -1
 
 
 def test_templates_render_from_the_run_params_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,6 +251,191 @@ def test_serialized_trigger_kwargs_are_unwrapped() -> None:
     assert board._unwrap({"__type": "dict", "__var": {"job_id": "x"}}) == {"job_id": "x"}
     assert board._unwrap({"job_id": "x"}) == {"job_id": "x"}
     assert board._unwrap(None) == {}
+
+
+# -- which job a row names: only one its task's current try started or waited on ----------------------------
+CDM_LINK = "https://console.huaweicloud.com/cdm/?region=cn-north-4#/job/sim-cluster/sim-cdm-job"
+
+
+class RowTI:
+    """A task instance row as the board reads it from the metadata."""
+
+    def __init__(self, operator: str, state: str | None, try_number: int = 1, **changes: Any) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "d", "r1", "t", -1
+        self.dag_version_id, self.trigger_id = "v1", None
+        self.operator, self.state, self.try_number = operator, state, try_number
+        self.next_method: str | None = None
+        self.next_kwargs: dict[str, Any] | None = None
+        self.start_date, self.end_date = NOW, NOW
+        self.__dict__.update(changes)
+
+
+class FakeDefinitions:
+    """The serialized DAG: a sensor's start-in-triggerer arguments (templates rendered as given)."""
+
+    def __init__(self, start_values: dict[str, Any] | None = None) -> None:
+        self.values, self.asked = start_values or {}, 0
+
+    def start_values(self, ti: Any) -> dict[str, Any]:
+        self.asked += 1
+        return dict(self.values)
+
+    def render(self, ti: Any, value: Any) -> Any:
+        return value
+
+
+def xcoms(**values: Any) -> dict[str, tuple[Any, datetime]]:
+    return {key: (value, NOW) for key, value in values.items()}
+
+
+CDM_FIELDS = {
+    "cluster_id": "sim-cluster",
+    "job_name": "sim-cdm-job",
+    "huaweicloud_conn_id": "huaweicloud_default",
+}
+CDM_DEFINITION = {
+    "cluster_id": "{{ params.cluster_id }}",
+    "job_name": "{{ params.job_name }}",
+    "huaweicloud_conn_id": "huaweicloud_default",
+}
+
+
+def row_job(ti: RowTI, recorded: board.Recorded, definitions: Any = None) -> board.TaskJob:
+    job = board.build_task_job(ti, board.catalog(), recorded, definitions or FakeDefinitions())
+    assert job is not None
+    return job
+
+
+@pytest.fixture(autouse=True)
+def no_console_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(board, "console_scope", lambda service, conn_id: "cn-north-4")
+
+
+def test_an_operator_that_failed_before_submitting_names_no_job() -> None:
+    """Its rendered fields name a CDM job (whose latest submission another DAG started): not its job."""
+    ti = RowTI("CdmStartJobOperator", "failed")
+    recorded = board.Recorded(rendered=dict(CDM_FIELDS), xcoms=xcoms(_link_CdmJobLink=CDM_LINK))
+    job = row_job(ti, recorded)
+    assert (job.ref, job.job_id, job.link, job.partial) == (None, None, None, {})
+    assert job.no_job == board.NoJob.FAILED_BEFORE_SUBMITTING and not job.wants_live()
+    row = board.make_row(job, None)
+    assert (row["job_id"], row["no_job_reason"], row["console_url"], row["state"]) == (
+        None,
+        "failed before submitting",
+        None,
+        None,
+    )
+    running = row_job(RowTI("CdmStartJobOperator", "running"), board.Recorded(rendered=dict(CDM_FIELDS)))
+    assert running.no_job == board.NoJob.NOT_SUBMITTED and running.ref is None
+
+
+def test_an_operator_names_the_job_its_try_started() -> None:
+    recorded = board.Recorded(rendered=dict(CDM_FIELDS), xcoms=xcoms(submission_id="sub-7"))
+    job = row_job(RowTI("CdmStartJobOperator", "success"), recorded)
+    assert job.job_id == "sim-cluster/sim-cdm-job" and job.no_job is None and job.wants_live()
+    assert job.conn_id == "huaweicloud_default"
+    assert job.link and job.link.startswith("https://console.huaweicloud.com/cdm/")
+
+
+def test_an_operator_whose_worker_was_lost_after_recording_its_job_names_it() -> None:
+    """The task-state record is written before the id XComs: a record of this try names the job."""
+    record = {"service": "dli", "job_ref": {"job_id": "dli-9", "job_type": "sql"}, "try_number": 2}
+    ti = RowTI("DliRunSqlJobOperator", "failed", try_number=2)
+    assert row_job(ti, board.Recorded(record=record)).job_id == "dli-9"
+    assert board.record_of_try(json.dumps(record), 2) == record
+    assert board.record_of_try(json.dumps(record), 3) is None  # an earlier try's job is not this try's
+    assert board.record_of_try("s3://bucket/ref", 2) is None  # another task state backend
+    lost = row_job(RowTI("DliRunSqlJobOperator", "failed", try_number=3), board.Recorded())
+    assert lost.no_job == board.NoJob.FAILED_BEFORE_SUBMITTING
+
+
+def test_a_task_that_never_ran_names_no_job_and_says_why() -> None:
+    """Never scheduled (try 0): not even the job its start-in-triggerer definition names."""
+    definitions = FakeDefinitions(CDM_DEFINITION | CDM_FIELDS)
+    cases = {
+        ("CdmJobStatusSensor", "upstream_failed", 0): board.NoJob.UPSTREAM_FAILED,
+        ("CdmJobStatusSensor", "skipped", 0): board.NoJob.SKIPPED,
+        ("CdmJobStatusSensor", "removed", 0): board.NoJob.REMOVED,
+        ("CdmJobStatusSensor", None, 0): board.NoJob.NOT_STARTED,
+        ("CdmStartJobOperator", "upstream_failed", 0): board.NoJob.UPSTREAM_FAILED,
+    }
+    for (operator, state, try_number), why in cases.items():
+        job = row_job(RowTI(operator, state, try_number), board.Recorded(), definitions)
+        assert (job.ref, job.job_id, job.no_job) == (None, None, why), (operator, state)
+    assert definitions.asked == 0
+
+
+def test_a_retry_not_started_yet_shows_nothing_of_the_previous_try() -> None:
+    """Scheduled for try 2: the XComs and rendered fields still there are try 1's."""
+    final = JobStatus("cdm", "sim-cluster/sim-cdm-job", JobState.FAILED, "FAILED").to_dict()
+    recorded = board.Recorded(rendered=dict(CDM_FIELDS), xcoms=xcoms(return_value=final))
+    job = row_job(RowTI("CdmJobStatusSensor", "scheduled", try_number=2), recorded)
+    assert (job.ref, job.final, job.job_id, job.no_job) == (None, None, None, board.NoJob.RETRY_NOT_STARTED)
+
+
+def test_a_sensor_names_the_job_its_rendered_fields_or_trigger_name() -> None:
+    ran = row_job(RowTI("CdmJobStatusSensor", "failed"), board.Recorded(rendered=dict(CDM_FIELDS)))
+    assert ran.job_id == "sim-cluster/sim-cdm-job" and ran.wants_live()
+    trigger = {
+        "service": "dli",
+        "job_ref": {"job_id": "dli-1", "job_type": "sql"},
+        "conn_id": "c",
+        "poll_interval": 5,
+    }
+    deferred = row_job(RowTI("DliJobStatusSensor", "deferred", trigger_id=1), board.Recorded(trigger=trigger))
+    assert (deferred.job_id, deferred.conn_id, deferred.poll_interval) == ("dli-1", "c", 5.0)
+
+
+def test_a_sensor_started_in_the_triggerer_names_the_job_it_was_started_with() -> None:
+    definitions = FakeDefinitions(CDM_FIELDS)
+    job = row_job(RowTI("CdmJobStatusSensor", "failed"), board.Recorded(), definitions)
+    assert job.job_id == "sim-cluster/sim-cdm-job" and definitions.asked == 1
+    unrendered = FakeDefinitions({"cluster_id": None, "job_name": None})  # e.g. {{ ds }}: not from params
+    waiting = row_job(RowTI("CdmJobStatusSensor", "deferred"), board.Recorded(), unrendered)
+    assert (waiting.job_id, waiting.no_job) == (None, board.NoJob.NOT_RENDERED)
+
+
+def test_other_rows_without_a_job_say_why() -> None:
+    cases = [
+        (RowTI("CdmJobStatusSensor", "running"), board.Recorded(), board.NoJob.NOT_RENDERED),
+        (RowTI("CdmJobStatusSensor", "failed"), board.Recorded(), board.NoJob.FAILED_BEFORE_RENDERING),
+        (
+            RowTI("DliJobStatusSensor", "deferred", trigger_id=1),
+            board.Recorded(trigger_unreadable=True),
+            board.NoJob.TRIGGER_UNREADABLE,
+        ),
+        (RowTI("CdmStartJobOperator", "success"), board.Recorded(), board.NoJob.NOT_RECORDED),
+    ]
+    for ti, recorded, why in cases:
+        job = row_job(ti, recorded)
+        assert (job.job_id, job.no_job) == (None, why), (ti.operator, ti.state)
+        assert board.make_row(job, None)["no_job_reason"] == why
+
+
+def test_a_row_that_cannot_be_built_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(RowTI):
+        def __getattribute__(self, name: str) -> Any:
+            if name == "start_date":
+                raise RuntimeError("token=abc123")  # an unexpected failure: its message is not logged
+            return super().__getattribute__(name)
+
+    ti = Broken("CdmJobStatusSensor", "running", task_id="broken_row")
+    with caplog.at_level("WARNING", logger=board.__name__):
+        for _ in range(3):  # three refreshes of the page
+            assert board.build_task_job(ti, board.catalog(), board.Recorded(), FakeDefinitions()) is None
+    lines = [r.getMessage() for r in caplog.records if "broken_row" in r.getMessage()]
+    assert lines == ["Cloud jobs board: d/r1/broken_row: no row (RuntimeError)"]
+
+
+def test_an_invalid_job_reference_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    fields = {**CDM_FIELDS, "job_name": ".."}  # not a valid identifier
+    ti = RowTI("CdmJobStatusSensor", "failed", task_id="bad_ref")
+    with caplog.at_level("WARNING", logger=board.__name__):
+        for _ in range(2):
+            job = row_job(ti, board.Recorded(rendered=dict(fields)))
+            assert (job.job_id, job.no_job) == (None, board.NoJob.NOT_RECORDED)
+    lines = [r.getMessage() for r in caplog.records if "bad_ref" in r.getMessage()]
+    assert len(lines) == 1 and "no valid cdm job reference (ConfigurationError" in lines[0]
 
 
 # -- the suite's own switch ------------------------------------------------------------------------------------

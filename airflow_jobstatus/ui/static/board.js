@@ -121,6 +121,8 @@
         ? link(job.console_url, job.job_id || "(job)", "console-link job-id", true)
         : el("span", { className: "job-id", text: job.job_id || "—" }),
       job.job_type ? el("span", { className: "sub", text: label(job.job_type) }) : null,
+      // No job: why (not started, upstream failed, failed before submitting, …).
+      !job.job_id && job.no_job_reason ? el("span", { className: "sub no-job", text: job.no_job_reason }) : null,
     ]);
     var where = el("td", { className: "task-cell" }, [
       el("span", { className: "sub", text: job.dag_id }),
@@ -132,7 +134,7 @@
     return el("tr", {
       className: "job", "data-service": job.service, "data-state": job.state || "",
       "data-dag-id": job.dag_id, "data-run-id": job.run_id, "data-task-id": job.task_id,
-      "data-source": job.source || "",
+      "data-source": job.source || "", "data-no-job": job.job_id ? "" : job.no_job_reason || "",
     }, [
       el("td", { className: "service-cell", text: job.service_title }),
       jobCell, stateCell(job), progressCell(job), detailsCell(job), where,
