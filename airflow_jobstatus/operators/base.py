@@ -208,7 +208,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         """A timeout: a job that ended meanwhile gives its own outcome; else it is cancelled
         (``cancel_on_timeout``) and the task fails, or skips with ``soft_fail``."""
         status = self._read_at_timeout(ref)
-        if status is not None and self._classify(status) != "wait":
+        if status is not None and self.watch.classify(status) != "wait":
             self.log.info("%s, but the job had already ended %s: reporting that.", why, status.state.value)
             verdict = self.watch.verdict(status)
             return self._complete(context, verdict, status, self.watch.snapshot())
@@ -361,23 +361,10 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         except Exception as err:
             self.log.warning("Could not update the job record in the task state store: %s", err)
 
-    def _classify(self, status: JobStatus) -> Verdict:
-        """The watch's verdict without its side effects (logging, history)."""
-        if status.state in self.watch.success_states:
-            return "success"
-        if status.state in self.watch.failure_states or status.state.is_terminal:
-            return "failure"
-        return "wait"
-
     def _read_recorded(self, ref: JobRef, record: dict[str, Any]) -> JobStatus | None:
         """The recorded job's status; None when it is gone. Not-found is retried for ``not_found_grace``
         counted from the submission (a job submitted just before a crash may not be listed yet)."""
-        watch = JobWatch(
-            policy=RetryPolicy(
-                self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
-            ),
-            log=self.log,
-        )
+        watch = JobWatch(policy=RetryPolicy.for_wait(self), log=self.log)
         try:
             submitted = datetime.fromisoformat(str(record.get("submitted_at")))
             watch.started_at -= max(0.0, (_now() - submitted).total_seconds())
@@ -409,7 +396,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
                 "No job record, and %s job %s could not be read (%s).", self.service, ref.display_id, err
             )
             return None
-        if self.recorded_job_gone(status) or self._classify(status) != "wait":
+        if self.recorded_job_gone(status) or self.watch.classify(status) != "wait":
             return None
         self.log.warning(
             "No job record from an earlier try, but %s job %s is %s: a try was lost between its start "
@@ -449,7 +436,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         if status is None or self.recorded_job_gone(status):
             self.log.warning("%s is gone: submitting a new job.", label)
             return None
-        verdict = self._classify(status)
+        verdict = self.watch.classify(status)
         if verdict == "success" and cleared:
             self.log.info("%s succeeded, and the task was cleared since: submitting a new job.", label)
             return None

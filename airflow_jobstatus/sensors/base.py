@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 from airflow_jobstatus.core.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
 from airflow_jobstatus.core.templating import is_template, not_renderable_in_triggerer
 from airflow_jobstatus.tasks.job_wait import CONN_ID_ARGS, JobWaitMixin
+from airflow_jobstatus.triggers.events import END_STATES
 from airflow_jobstatus.wait.rules import check_seconds
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ _JINJA_SETTINGS = (
 )
 
 
-def _is_plain(value: Any) -> bool:
+def _is_literal(value: Any) -> bool:
     """A value the DAG serializer and the triggerer carry as is (no XComArg or other object)."""
     return value is None or isinstance(value, str | int | float | bool)
 
@@ -80,7 +81,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
     """
 
     ui_color = "#d9ecf2"
-    trigger_end_capable = ("failed", "skipped", "success")
+    trigger_end_capable = END_STATES
     start_from_trigger = _StartFromTrigger(args=False)  # type: ignore[assignment]
     start_trigger_args = _StartFromTrigger(args=True)  # type: ignore[assignment]
 
@@ -129,10 +130,12 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
             return "on_execute_callback runs on a worker"
         names = [*self.ref_fields(), CONN_ID_ARGS[self.spec.cloud]]
         values = {name: getattr(self, name) for name in names}
-        if not all(_is_plain(v) for v in values.values()):
+        if not all(_is_literal(v) for v in values.values()):
             return "a job-reference field is not a plain value (an XComArg resolves on a worker)"
         others = [f for f in self.template_fields if f not in values]
-        if any(not _is_plain(getattr(self, f, None)) or is_template(getattr(self, f, None)) for f in others):
+        if any(
+            not _is_literal(getattr(self, f, None)) or is_template(getattr(self, f, None)) for f in others
+        ):
             return f"templated fields other than the job reference ({', '.join(others)})"
         if any(is_template(v) for v in values.values()):
             if getattr(self, "render_template_as_native_obj", None):

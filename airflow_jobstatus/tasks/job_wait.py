@@ -21,7 +21,6 @@ from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 from airflow_jobstatus.triggers.events import read_event
 from airflow_jobstatus.wait.rules import (
-    CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
     DEFAULT_MAX_BACKOFF,
     JobWatch,
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
 
 
-def _is_plain(value: Any) -> bool:
+def _known_at_parse(value: Any) -> bool:
     """A value known at parse time (not a template, not an XComArg)."""
     return value is None or (isinstance(value, str) and not is_template(value))
 
@@ -136,7 +135,7 @@ class JobWaitMixin:
         self.success_states = sorted(s.value for s in success)
         self.failure_states = sorted(s.value for s in failure)
         self.error_budget, self.max_backoff = error_budget, max_backoff
-        RetryPolicy(error_budget, max_backoff=max_backoff, not_found_grace=self.not_found_grace)
+        RetryPolicy.for_wait(self)  # validated now
         self.call_timeout = check_seconds("call_timeout", call_timeout, positive=True)
         if impersonation_chain is not None and self.spec.cloud != "google":
             raise ConfigurationError("impersonation_chain applies to Google services only.")
@@ -167,7 +166,7 @@ class JobWaitMixin:
 
     def check_ref_now(self) -> None:
         """Validate the reference at parse time: every field known now (templates stand in as "x")."""
-        fields = {k: (v if _is_plain(v) else "x") for k, v in self.ref_fields().items()}
+        fields = {k: (v if _known_at_parse(v) else "x") for k, v in self.ref_fields().items()}
         ref = self.spec.ref(fields)
         if getattr(self, "coalesce", False):  # e.g. a DLI Spark batch cannot coalesce
             from airflow_jobstatus.triggers.coalescing import coalescing_of
@@ -175,15 +174,10 @@ class JobWaitMixin:
             coalescing_of(self.service, ref)
 
     # -- the wait ----------------------------------------------------------------------------------
-    def wait_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
-        )
-
     @cached_property
     def watch(self) -> JobWatch:
         """This wait's rules and error streak (a fresh one per task process)."""
-        return JobWatch(self.success_states, self.failure_states, self.wait_policy(), log=self.log)
+        return JobWatch.for_wait(self, log=self.log)
 
     @cached_property
     def hook(self) -> JobStatusHook[Any]:
@@ -310,7 +304,7 @@ class JobWaitMixin:
     def cancel_job(self, ref: JobRef) -> None:
         """Cancel a job this task started, retrying transient errors briefly; the log says how it went."""
         self.log.info("Cancelling %s job %s (%s)", self.service, ref.display_id, self.spec.cancel_note)
-        watch = JobWatch(policy=RetryPolicy(CANCEL_ERROR_BUDGET, max_backoff=5.0), log=self.log)
+        watch = JobWatch.for_cancel(self.log)
         try:
             watch.read(lambda: self.hook.cancel(ref))
         except Exception as err:

@@ -13,6 +13,8 @@ from airflow_jobstatus.core.exceptions import BadResponseError, ServiceError
 from airflow_jobstatus.core.states import JobStatus
 
 EventStatus = Literal["success", "failure", "error"]
+#: The task states a trigger can end a task in (``end_from_trigger``); a class may allow fewer.
+END_STATES = ("failed", "skipped", "success")
 
 
 class WaitEvent(TypedDict, total=False):

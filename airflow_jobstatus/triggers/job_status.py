@@ -27,14 +27,13 @@ from airflow_jobstatus.core.templating import is_template
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.triggers.events import decided_event, error_event, seen_of
+from airflow_jobstatus.triggers.events import END_STATES, decided_event, error_event, seen_of
 from airflow_jobstatus.wait import gc as triggerer_gc
 from airflow_jobstatus.wait.rules import (
     CANCEL_ERROR_BUDGET,
     DEFAULT_ERROR_BUDGET,
     DEFAULT_MAX_BACKOFF,
     JobWatch,
-    RetryPolicy,
     Verdict,
 )
 from airflow_jobstatus.wait.shared_sleep import shared_sleep
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 
     from airflow_jobstatus.triggers.coalescing import Waiter
 
-#: The task states a trigger may end a task in (``end_from_trigger``).
-END_STATES = ("failed", "skipped", "success")
 #: Seconds kept back from ``[triggerer] on_kill_timeout`` so a slow cancel is logged before Airflow gives up.
 ON_KILL_MARGIN = 2.0
 
@@ -189,10 +186,7 @@ class JobStatusTrigger(BaseTrigger):
         return Waiter(hook, ref, self.poll_interval)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        policy = RetryPolicy(
-            self.error_budget, max_backoff=self.max_backoff, not_found_grace=self.not_found_grace
-        )
-        watch = JobWatch(self.success_states, self.failure_states, policy, log=self.log)
+        watch = JobWatch.for_wait(self, log=self.log)
         waiter: Waiter | None = None
         in_triggerer = self.trigger_id is not None  # set by the triggerer (not by dag.test())
         if in_triggerer:
@@ -335,7 +329,7 @@ class JobStatusTrigger(BaseTrigger):
         self.log.info("Task killed while deferred: cancelling %s job %s", self.service, ref.display_id)
         hook = self._hook()
         budget = on_kill_budget()
-        watch = JobWatch(policy=RetryPolicy(budget, max_backoff=5.0), log=self.log)
+        watch = JobWatch.for_cancel(self.log, budget)
         try:
             await asyncio.wait_for(watch.aread(lambda: hook.acancel(ref)), timeout=budget)
         except TimeoutError:

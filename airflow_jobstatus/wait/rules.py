@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from airflow_jobstatus.core.exceptions import JobNotFoundError, ServiceError
 from airflow_jobstatus.core.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
@@ -30,6 +30,30 @@ HISTORY_LIMIT = 50
 DEFAULT_MAX_BACKOFF = 60.0
 #: How long a cancel is retried through transient errors before giving up (and saying so).
 CANCEL_ERROR_BUDGET = 30.0
+
+
+class WaitArgs(Protocol):
+    """What a task or a trigger holds about its wait (the arguments a ``JobWatch`` is built from)."""
+
+    success_states: Any
+    failure_states: Any
+    error_budget: float
+    max_backoff: float
+    not_found_grace: float
+
+
+def decide(
+    state: JobState, success_states: frozenset[JobState], failure_states: frozenset[JobState]
+) -> Verdict:
+    """What ``state`` means under these sets, with no side effect: success, failure or wait.
+
+    Every terminal state ends the wait: one in neither set is a failure.
+    """
+    if state in success_states:
+        return "success"
+    if state in failure_states or state.is_terminal:
+        return "failure"
+    return "wait"
 
 
 def check_seconds(name: str, value: Any, *, positive: bool = False) -> float:
@@ -55,6 +79,16 @@ class RetryPolicy:
         check_seconds("not_found_grace", self.not_found_grace)
         check_seconds("initial_backoff", self.initial_backoff, positive=True)
         check_seconds("max_backoff", self.max_backoff, positive=True)  # 0 would be a retry storm
+
+    @classmethod
+    def for_wait(cls, args: WaitArgs) -> RetryPolicy:
+        """The policy of a wait, from its task's or trigger's arguments."""
+        return cls(args.error_budget, max_backoff=args.max_backoff, not_found_grace=args.not_found_grace)
+
+    @classmethod
+    def for_cancel(cls, budget: float = CANCEL_ERROR_BUDGET) -> RetryPolicy:
+        """The policy of a cancel: retried through transient errors for ``budget`` seconds at most."""
+        return cls(budget, max_backoff=5.0)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Capped exponential delay with equal jitter for the ``attempt``-th consecutive error (1-based).
@@ -89,6 +123,16 @@ def _needs_attention(status: JobStatus) -> bool:
 
 class JobWatch:
     """Per-wait state: the error streak, the last state seen, and the success/failure rules."""
+
+    @classmethod
+    def for_wait(cls, args: WaitArgs, log: Any) -> JobWatch:
+        """The watch of a wait, from its task's or trigger's arguments."""
+        return cls(args.success_states, args.failure_states, RetryPolicy.for_wait(args), log=log)
+
+    @classmethod
+    def for_cancel(cls, log: Any, budget: float = CANCEL_ERROR_BUDGET) -> JobWatch:
+        """A watch that only retries a cancel (no states to decide)."""
+        return cls(policy=RetryPolicy.for_cancel(budget), log=log)
 
     def __init__(
         self,
@@ -132,11 +176,11 @@ class JobWatch:
                     f"/{status.substate}" if status.substate else "",
                     f": {status.message}" if status.message else ".",
                 )
-        if status.state in self.success_states:
-            return "success"
-        if status.state in self.failure_states or status.state.is_terminal:
-            return "failure"  # a terminal state never keeps the wait going, whatever the sets say
-        return "wait"
+        return self.classify(status)
+
+    def classify(self, status: JobStatus) -> Verdict:
+        """``verdict`` without its side effects (no progress line, no history, no poll counted)."""
+        return decide(status.state, self.success_states, self.failure_states)
 
     def _remember(self, status: JobStatus) -> None:
         if status.sub_jobs:

@@ -120,7 +120,11 @@ def test_budget_spent_gives_an_error_event_with_the_last_error(trigger_hook, sle
 def test_budget_spent_after_a_streak(trigger_hook, sleeps, monkeypatch):
     """The streak is measured on the watch's clock: the trigger's watch gets a fake one, 4 s per call."""
     clock = FakeClock()
-    monkeypatch.setattr(trigger_module, "JobWatch", lambda *a, **kw: JobWatch(*a, clock=clock, **kw))
+    class ClockedWatch(JobWatch):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, clock=clock, **kw)
+
+    monkeypatch.setattr(trigger_module, "JobWatch", ClockedWatch)
     errors = [TransientServiceError(f"503 #{i}", service="dataproc") for i in range(10)]
     hook = trigger_hook(FakeHook(*errors, on_call=lambda name, ref: clock.advance(4)))
     payload = first_event(trigger(error_budget=10))
