@@ -82,7 +82,12 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
+    for add in (_add_status, _add_watch, _add_simulate, _add_demo, _add_example_dags):
+        add(sub)
+    return parser
 
+
+def _add_status(sub: Any) -> None:
     status = sub.add_parser(
         "status",
         help="print one job's normalized status",
@@ -93,6 +98,8 @@ def build_parser() -> Parser:
     _add_job_args(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
 
+
+def _add_watch(sub: Any) -> None:
     watch = sub.add_parser(
         "watch",
         help="follow a job until it ends (exit 0 on success, 1 on failure, 3 on a service error, "
@@ -119,6 +126,8 @@ def build_parser() -> Parser:
         help="seconds of consecutive transient errors to ride out before giving up (default 60)",
     )
 
+
+def _add_simulate(sub: Any) -> None:
     sim = sub.add_parser(
         "simulate",
         help="run the local simulator of the five services in the foreground",
@@ -134,6 +143,8 @@ def build_parser() -> Parser:
     sim.add_argument("--ak", default="sim-ak", help="Huawei access key the simulator accepts")
     sim.add_argument("--sk", default="sim-sk", help="Huawei secret key the simulator accepts")
 
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the cross-cloud example DAG against the simulator",
@@ -144,6 +155,8 @@ def build_parser() -> Parser:
     )
     demo.add_argument("--scenarios", help="scenario JSON file (default: the bundled default.json)")
 
+
+def _add_example_dags(sub: Any) -> None:
     examples = sub.add_parser(
         "example-dags",
         help="copy the example DAGs into a DAGs folder",
@@ -154,7 +167,6 @@ def build_parser() -> Parser:
     )
     examples.add_argument("dest", metavar="DEST", help="folder to copy them into (created if missing)")
     examples.add_argument("--force", action="store_true", help="overwrite files of the same name that differ")
-    return parser
 
 
 def _add_job_args(p: argparse.ArgumentParser) -> None:
