@@ -293,20 +293,7 @@ def run_demo(
         )
         out.flush()
         with log_file.open("w", encoding="utf-8") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "airflow_jobstatus._demo_run",
-                    str(work / "dags" / dag_path.name),
-                    str(result_file),
-                ],
-                env=child_env(work, sim),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches only us; we stop the child's whole group
-            )
+            proc = _start_dag_run(work / "dags" / dag_path.name, result_file, work, sim, log)
             printer = ProgressPrinter(sim.core, out, log_file, started=started)
             printer.warm_up()
             watch_child(proc, printer.tick, started)
@@ -314,20 +301,8 @@ def run_demo(
         print_summary(result, out, time.monotonic() - started)
         if result.get("state") == "success":
             return 0
-        tasks = result.get("tasks") or {}
-        failed = [t for t, state in tasks.items() if state == "failed"]
-        blocked = [t for t, state in tasks.items() if state == "upstream_failed"]
-        out.write(f"\nThe DAG run failed{': ' + result['error'] if result.get('error') else ''}.\n")
-        if failed:
-            out.write(
-                f"Failed: {', '.join(failed)}"
-                + (f"; not run: {', '.join(blocked)}" if blocked else "")
-                + "\n"
-            )
-        out.write(f"Full Airflow log: {log_file}\n")
         keep_log = True
-        for line in error_tail(log_file):
-            out.write(f"  | {line}\n")
+        _report_failure(result, out, log_file)
         return 1
     except TimeoutError as err:
         out.write(f"\nerror: {err}; Airflow log: {log_file}\n")
@@ -344,6 +319,35 @@ def run_demo(
         if not keep_log:
             log_file.unlink(missing_ok=True)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _start_dag_run(
+    dag: Path, result_file: Path, work: Path, sim: Simulator, log: TextIO
+) -> subprocess.Popen[Any]:
+    """The DAG run, in its own process and process group (Ctrl-C reaches only us; we stop its group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_jobstatus._demo_run", str(dag), str(result_file)],
+        env=child_env(work, sim),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _report_failure(result: dict[str, Any], out: TextIO, log_file: Path) -> None:
+    """Which tasks failed or did not run, and the log's error lines."""
+    tasks = result.get("tasks") or {}
+    failed = [t for t, state in tasks.items() if state == "failed"]
+    blocked = [t for t, state in tasks.items() if state == "upstream_failed"]
+    out.write(f"\nThe DAG run failed{': ' + result['error'] if result.get('error') else ''}.\n")
+    if failed:
+        out.write(
+            f"Failed: {', '.join(failed)}" + (f"; not run: {', '.join(blocked)}" if blocked else "") + "\n"
+        )
+    out.write(f"Full Airflow log: {log_file}\n")
+    for line in error_tail(log_file):
+        out.write(f"  | {line}\n")
 
 
 def watch_child(proc: subprocess.Popen[Any], tick: Callable[..., None], started: float) -> None:
