@@ -135,30 +135,31 @@ class JobStatusTrigger(BaseTrigger):
 
             coalescing_of(service, self.job_ref or None)  # ConfigurationError when it cannot
 
+    #: The constructor's arguments, each kept under its own name: what ``serialize`` writes.
+    KWARGS = (
+        "service",
+        "job_ref",
+        "conn_id",
+        "poll_interval",
+        "success_states",
+        "failure_states",
+        "error_budget",
+        "max_backoff",
+        "not_found_grace",
+        "call_timeout",
+        "cancel_on_kill",
+        "initial_delay",
+        "impersonation_chain",
+        "end_from_trigger",
+        "soft_fail",
+        "push_return_value",
+        "outcome_xcoms",
+        "coalesce",
+    )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "service": self.service,
-                "job_ref": self.job_ref,
-                "conn_id": self.conn_id,
-                "poll_interval": self.poll_interval,
-                "success_states": self.success_states,
-                "failure_states": self.failure_states,
-                "error_budget": self.error_budget,
-                "max_backoff": self.max_backoff,
-                "not_found_grace": self.not_found_grace,
-                "call_timeout": self.call_timeout,
-                "cancel_on_kill": self.cancel_on_kill,
-                "initial_delay": self.initial_delay,
-                "impersonation_chain": self.impersonation_chain,
-                "end_from_trigger": self.end_from_trigger,
-                "soft_fail": self.soft_fail,
-                "push_return_value": self.push_return_value,
-                "outcome_xcoms": self.outcome_xcoms,
-                "coalesce": self.coalesce,
-            },
-        )
+        path = f"{type(self).__module__}.{type(self).__qualname__}"
+        return path, {name: getattr(self, name) for name in self.KWARGS}
 
     @property
     def log(self) -> Any:
