@@ -1,8 +1,9 @@
 """The board's suite: tests marked ``ui`` (a real Airflow and headless Chromium) run only when selected.
 
 ``make test-ui`` runs ``pytest tests/ui -m ui``; any run whose ``-m`` does not select ``ui`` (the default
-``make test`` among them) skips them, so no one starts a browser or apt-get by accident. The unmarked
-tests here (the board's rules, no Airflow process, no browser) run with the default suite.
+``make test`` among them) skips them, so no one starts a browser or apt-get by accident. Every test in
+this folder is marked ``ui`` (tests/conftest.py marks a test with its folder's layer): the board's rules,
+which need neither, are in ``tests/unit/test_ui_board_rules.py`` and run with ``make test``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The board's rules without Airflow processes or a browser: live reads, rows, states, templates.
+"""The Cloud jobs board's rules without Airflow processes or a browser: live reads, rows, states,
+templates, and which job a row names.
 
-Not marked ``ui``: these run with the default suite.
+In ``tests/unit`` (not ``tests/ui``, whose tests are all marked ``ui``): these run with ``make test``.
 """
 
 from __future__ import annotations
