@@ -89,7 +89,8 @@ def standalone(home: Path, sim: Simulator) -> Iterator[Deployment]:
     for folder in (dags, ops_dags, plugins):
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(EXAMPLES / "example_cross_cloud.py", dags)
-    shutil.copy(HERE / "dags" / "cloud_jobs_failing.py", dags)
+    for dag_file in sorted((HERE / "dags").glob("*.py")):
+        shutil.copy(dag_file, dags)
     shutil.copy(HERE / "dags" / "ops" / "cloud_jobs_ops.py", ops_dags)
     if plugin_entry_point_installed():
         plugin_source = "entry point"

@@ -4,7 +4,11 @@ One Airflow for the module (see ``standalone.py``), with the simulator behind ev
 - run 1 of the cross-cloud example ends (CDM, DLI, Dataproc, Vertex AI all SUCCEEDED);
 - run 2 is held with its DLI job RUNNING at 42 % (the simulator's DLI timeline has no end);
 - ``cloud_jobs_failing`` waits on a DLI job that fails with a message;
-- ``cloud_jobs_ops``, in team ``ops``'s bundle, waits on a DLI job only ``ops`` members may see.
+- ``cloud_jobs_ops``, in team ``ops``'s bundle, waits on a DLI job only ``ops`` members may see;
+- ``cloud_jobs_unstarted`` starts no job: its CDM start fails (the job is held RUNNING, CDM refuses to
+  start it again) and its sensor is upstream failed. Their rows name no job (not that running one) and
+  say why.
+The connection form is checked too: every secret field masked, and the REST API hiding its value.
 The simulator's jobs last four times their default (CDM, DLI and Dataproc run for 12 s or more) so a
 task's deferral is always seen before its job ends.
 """
@@ -20,8 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_jobstatus.get_provider_info import get_provider_info
 from airflow_jobstatus.services import REGISTRY
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
+from airflow_jobstatus.ui.board import NoJob
 from tests.test_e2e import DAG_ID, xcom
 from tests.ui.browser import chromium
 from tests.ui.standalone import Deployment, standalone
@@ -29,8 +35,11 @@ from tests.ui.standalone import Deployment, standalone
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-FAILING_DAG, OPS_DAG = "cloud_jobs_failing", "cloud_jobs_ops"
+FAILING_DAG, OPS_DAG, UNSTARTED_DAG = "cloud_jobs_failing", "cloud_jobs_ops", "cloud_jobs_unstarted"
 FAILING_JOB, OPS_JOB = "sim-dli-failing", "sim-dli-ops"
+#: The CDM job ``cloud_jobs_unstarted`` names: RUNNING for the whole module, so it cannot be started.
+HELD_CDM_JOB = "sim-cdm-held"
+HELD_CDM = [{"state": "RUNNING", "progress": 37, "counters": {"rows_read": 4242}}]
 FAILURE_MESSAGE = "DLI.0005: Table orders_raw does not exist"
 SLOWER = 4.0
 RUN_TIMEOUT = 400.0
@@ -69,6 +78,7 @@ class Scene:
     run2: str
     failing_run: str
     ops_run: str
+    unstarted_run: str
 
     @property
     def expected(self) -> dict[tuple[str, str, str], tuple[str, str]]:
@@ -83,6 +93,19 @@ class Scene:
             (FAILING_DAG, self.failing_run, "wait_for_dli_job"): ("dli", "FAILED"),
             (OPS_DAG, self.ops_run, "wait_for_ops_job"): ("dli", "SUCCEEDED"),
         }
+
+    @property
+    def no_jobs(self) -> dict[tuple[str, str, str], tuple[str, str]]:
+        """(dag_id, run_id, task_id) -> (service, why the row names no job)."""
+        return {
+            (UNSTARTED_DAG, self.unstarted_run, "start_cdm_job"): ("cdm", NoJob.FAILED_BEFORE_SUBMITTING),
+            (UNSTARTED_DAG, self.unstarted_run, "wait_for_cdm_job"): ("cdm", NoJob.UPSTREAM_FAILED),
+        }
+
+    @property
+    def rows(self) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+        """Every row: (service, normalized state), None for the rows without a job."""
+        return {**self.expected, **{k: (service, None) for k, (service, _) in self.no_jobs.items()}}
 
 
 def trigger(deployment: Deployment, dag_id: str) -> str:
@@ -110,7 +133,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         )
         with standalone(tmp_path_factory.mktemp("cloud-jobs"), sim) as deployment:
             airflow = deployment.airflow
-            for dag_id in (DAG_ID, FAILING_DAG, OPS_DAG):
+            for dag_id in (DAG_ID, FAILING_DAG, OPS_DAG, UNSTARTED_DAG):
                 airflow.wait_for(
                     f"DAG {dag_id} to be parsed", lambda d=dag_id: airflow.get(f"/dags/{d}"), 300
                 )
@@ -123,17 +146,24 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
                 ],
             )
             sim.add_job("dli", OPS_JOB, [{"state": "FINISHED", "progress": 1}])
+            sim.add_job("cdm", HELD_CDM_JOB, HELD_CDM, cluster_id="sim-cluster")
             run1 = trigger(deployment, DAG_ID)
             failing_run = trigger(deployment, FAILING_DAG)
             ops_run = trigger(deployment, OPS_DAG)
+            unstarted_run = trigger(deployment, UNSTARTED_DAG)
             # Once run 1 has submitted its DLI job, every later DLI submission stays RUNNING.
             airflow.wait_for("run 1's DLI job", lambda: xcom(airflow, run1, "dli_sql", "job_id"), RUN_TIMEOUT)
             sim.set_default_timeline("dli", HELD_DLI)
             run2 = trigger(deployment, DAG_ID)
-            scene = Scene(deployment, run1, run2, failing_run, ops_run)
+            scene = Scene(deployment, run1, run2, failing_run, ops_run, unstarted_run)
             # Every job's task in its final state (the rest of the example's run does not matter here).
-            for (dag_id, run_id, task_id), (_, job_state) in scene.expected.items():
-                task_state = {"SUCCEEDED": "success", "FAILED": "failed", "RUNNING": "deferred"}[job_state]
+            unstarted = {"start_cdm_job": "failed", "wait_for_cdm_job": "upstream_failed"}
+            for (dag_id, run_id, task_id), (_, job_state) in scene.rows.items():
+                task_state = (
+                    unstarted[task_id]
+                    if dag_id == UNSTARTED_DAG
+                    else {"SUCCEEDED": "success", "FAILED": "failed", "RUNNING": "deferred"}[str(job_state)]
+                )
                 airflow.wait_for(
                     f"{dag_id} {run_id} {task_id} to be {task_state}",
                     lambda d=dag_id, r=run_id, t=task_id, s=task_state: ti_state(deployment, d, r, t) == s,
@@ -155,10 +185,10 @@ def board_rows(deployment: Deployment, user: str, **params: Any) -> list[dict[st
 
 
 def settled_rows(
-    scene: Scene, user: str, expected: dict[Any, tuple[str, str]] | None = None
+    scene: Scene, user: str, expected: dict[Any, tuple[str, str | None]] | None = None
 ) -> list[dict[str, Any]]:
     """The user's rows once each job shows its expected state (a live read may still be on its way)."""
-    expected = scene.expected if expected is None else expected
+    expected = scene.rows if expected is None else expected
 
     def check() -> list[dict[str, Any]] | None:
         rows = board_rows(scene.deployment, user)
@@ -184,7 +214,7 @@ def test_the_board_api_requires_a_login(scene: Scene) -> None:
 def test_the_board_lists_one_row_per_job_with_its_state(scene: Scene) -> None:
     deployment = scene.deployment
     rows = rows_by_task(settled_rows(scene, "admin"))
-    assert {k: (r["service"], r["state"]) for k, r in rows.items()} == scene.expected
+    assert {k: (r["service"], r["state"]) for k, r in rows.items()} == scene.rows
 
     cdm = rows[(DAG_ID, scene.run1, "cdm_migration")]
     counters = {c["name"]: c["value"] for c in cdm["counters"]}
@@ -202,6 +232,14 @@ def test_the_board_lists_one_row_per_job_with_its_state(scene: Scene) -> None:
     assert failed["job_id"] == FAILING_JOB and failed["native_state"] == "FAILED"
     assert FAILURE_MESSAGE in failed["message"]
 
+    # A task that started no job names none (not the running job its arguments name), and says why.
+    for key, (_, why) in scene.no_jobs.items():
+        row = rows[key]
+        assert (row["job_id"], row["console_url"], row["state"], row["source"]) == (None, None, None, None)
+        assert (row["progress"], row["counters"], row["sub_jobs"]) == (None, [], None), row
+        assert row["no_job_reason"] == why
+    assert all(r["no_job_reason"] is None for k, r in rows.items() if k in scene.expected)
+
     # Most recent first: the jobs waited on now come before those that ended.
     active = [r["active"] for r in board_rows(deployment, "admin")]
     assert active == sorted(active, reverse=True) and active[0]
@@ -212,6 +250,9 @@ def test_console_links_are_the_ones_airflow_shows(scene: Scene) -> None:
     huawei = deployment.sim.connections()["huaweicloud_default"]["extra"]
     google = deployment.sim.connections()["google_cloud_default"]["extra"]
     for (dag_id, run_id, task_id), row in rows_by_task(settled_rows(scene, "admin")).items():
+        if (dag_id, run_id, task_id) in scene.no_jobs:
+            assert row["console_url"] is None  # Airflow's link names the job the task never started
+            continue
         expected = airflow_link(deployment, dag_id, run_id, task_id)
         if expected is None:  # never on a worker (started in the triggerer): the registry's URL
             spec = REGISTRY[row["service"]]
@@ -225,12 +266,12 @@ def test_console_links_are_the_ones_airflow_shows(scene: Scene) -> None:
 
 def test_a_user_without_access_to_a_dag_gets_none_of_its_jobs(scene: Scene) -> None:
     deployment = scene.deployment
-    not_ops = {k: v for k, v in scene.expected.items() if k[0] != OPS_DAG}
+    not_ops = {k: v for k, v in scene.rows.items() if k[0] != OPS_DAG}
     admin = {r["dag_id"] for r in settled_rows(scene, "admin")}
     viewer = {r["dag_id"] for r in settled_rows(scene, "viewer", not_ops)}
     ops_viewer = {r["dag_id"] for r in settled_rows(scene, "ops_viewer")}
-    assert admin == ops_viewer == {DAG_ID, FAILING_DAG, OPS_DAG}
-    assert viewer == {DAG_ID, FAILING_DAG}
+    assert admin == ops_viewer == {DAG_ID, FAILING_DAG, OPS_DAG, UNSTARTED_DAG}
+    assert viewer == {DAG_ID, FAILING_DAG, UNSTARTED_DAG}
     # The API server's own routes agree: the viewer may not read that DAG at all.
     with deployment.client("viewer") as client:
         assert client.get(f"/api/v2/dags/{OPS_DAG}").status_code == 403
@@ -266,10 +307,11 @@ return Array.from(document.querySelectorAll('tr.job')).map(function (r) {
   var link = r.querySelector('a.console-link');
   return {
     dag_id: r.dataset.dagId, run_id: r.dataset.runId, task_id: r.dataset.taskId,
-    service: r.dataset.service, state: r.querySelector('.state').textContent,
+    service: r.dataset.service, state: r.dataset.state || null,
     state_class: r.querySelector('.state').className,
     progress: bar ? Number(bar.value) : null,
     progress_text: bar ? r.querySelector('.progress-text').textContent : null,
+    job: r.querySelector('.job-cell').innerText, no_job: r.dataset.noJob,
     details: r.querySelector('.details-cell').innerText,
     console_url: link ? link.href : null,
     task_url: r.querySelector('a.task-link').getAttribute('href'),
@@ -317,7 +359,7 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
     from selenium.webdriver.support.ui import Select
 
     deployment = scene.deployment
-    expected = scene.expected
+    expected = scene.rows
     api_rows = rows_by_task(settled_rows(scene, "admin"))
     ARTIFACTS.mkdir(exist_ok=True)
     with chromium() as driver:
@@ -335,7 +377,7 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
         rows = wait(driver, "one row per job, each in its state", settled)
         by_task = rows_by_task(rows)
         for key, (_, state) in expected.items():
-            kind = {"SUCCEEDED": "success", "FAILED": "failure", "RUNNING": "active"}[state]
+            kind = {"SUCCEEDED": "success", "FAILED": "failure", "RUNNING": "active", None: "none"}[state]
             assert f"kind-{kind}" in by_task[key]["state_class"], by_task[key]
 
         held = by_task[(DAG_ID, scene.run2, "dli_sql")]
@@ -355,8 +397,12 @@ def test_the_page_shows_every_job_in_the_airflow_ui(scene: Scene) -> None:
         failed = by_task[(FAILING_DAG, scene.failing_run, "wait_for_dli_job")]
         assert FAILURE_MESSAGE in failed["details"]
 
+        for key, (_, why) in scene.no_jobs.items():  # no job: the reason where the job would be
+            assert by_task[key]["no_job"] == why and why in by_task[key]["job"], by_task[key]
+            assert by_task[key]["console_url"] is None and by_task[key]["state"] is None
         for key, row in by_task.items():
-            assert row["console_url"] == api_rows[key]["console_url"] and row["console_url"]
+            assert row["console_url"] == api_rows[key]["console_url"]
+            assert row["console_url"] or key in scene.no_jobs
             assert row["task_url"] == api_rows[key]["task_url"]
 
         driver.switch_to.default_content()
@@ -409,7 +455,7 @@ def test_the_page_of_a_viewer_without_access_lists_none_of_that_dags_jobs(scene:
         open_board(driver, scene.deployment, "viewer")
         rows = wait(driver, "the viewer's rows", lambda d: d.execute_script(ROWS_JS))
         assert OPS_DAG not in {r["dag_id"] for r in rows}
-        assert len(rows) == sum(1 for (dag, _, _) in scene.expected if dag != OPS_DAG)
+        assert len(rows) == sum(1 for (dag, _, _) in scene.rows if dag != OPS_DAG)
 
 
 def test_json_rows_are_plain_data(scene: Scene) -> None:
@@ -418,3 +464,144 @@ def test_json_rows_are_plain_data(scene: Scene) -> None:
     assert {s["name"] for s in body["services"]} == set(REGISTRY)
     assert httpx.get(f"{scene.deployment.base_url}/cloud-jobs/static/app.py").status_code == 404
     assert httpx.get(f"{scene.deployment.base_url}/cloud-jobs/static/board.js").status_code == 200
+
+
+# -- the connection form ---------------------------------------------------------------------------------
+HUAWEI_FORM_CONN, GOOGLE_FORM_CONN = "huawei_form_check", "google_form_check"
+SK = "sk-form-secret-5678"
+HUAWEI_SECRET_EXTRAS = {
+    "security_token": "sts-form-secret-1234",
+    "proxy": "http://user:proxy-form-secret-99@proxy.example:3128",
+}
+KEY = "-----BEGIN PRIVATE KEY-----key-form-secret"
+GOOGLE_SECRET_EXTRAS = {
+    "keyfile_dict": json.dumps({"type": "service_account", "private_key": KEY}),
+    "extra__google_cloud_platform__keyfile_dict": json.dumps({"private_key": KEY + "-prefixed"}),
+}
+FORM_INPUTS_JS = """
+return Array.from(document.querySelectorAll('[role=dialog] input[name]')).map(function (i) {
+  return {name: i.name, type: i.type, value: i.value,
+          eye: !!i.parentElement.querySelector('button[aria-label="Show value"]')};
+});
+"""
+
+
+def secret_extras(conn_type: str) -> set[str]:
+    """The extras the provider declares secret: a password input in the connection form."""
+    (conn,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
+    return {name for name, f in conn["conn-fields"].items() if f["schema"].get("format") == "password"}
+
+
+def add_connection(
+    deployment: Deployment, conn_id: str, conn_type: str, extra: dict[str, Any], **fields: Any
+) -> None:
+    """Create (or re-create) a connection in the metadata database through the REST API.
+
+    Retried on a 5xx: SQLite answers "database is locked" after 5 s while the scheduler writes.
+    """
+    api = deployment.airflow.api
+    body = {"connection_id": conn_id, "conn_type": conn_type, "extra": json.dumps(extra), **fields}
+
+    def created() -> bool:
+        api.delete(f"/connections/{conn_id}")  # a rerun against the same Airflow
+        response = api.post("/connections", json=body)
+        if response.status_code < 500:
+            response.raise_for_status()
+        return response.status_code == 201
+
+    deployment.airflow.wait_for(f"connection {conn_id}", created, 60)
+
+
+def press(driver: Any, by: str, selector: str, within: str = "") -> None:
+    """Click an element once it can be clicked (a table refreshing, an accordion opening): retried.
+
+    ``within``: only an element inside the table row holding this text (XPath ``selector`` relative to it).
+    """
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(d: Any) -> bool:
+        try:
+            root = d
+            if within:
+                rows = [r for r in d.find_elements(By.CSS_SELECTOR, "tr") if within in r.text]
+                if not rows:
+                    return False
+                root = rows[0]
+            root.find_element(by, selector).click()
+            return True
+        except (ElementNotInteractableException, StaleElementReferenceException):
+            return False
+
+    wait(driver, f"a click on {selector} {within}", attempt, timeout=60)
+
+
+def open_connection_form(driver: Any, deployment: Deployment, conn_id: str) -> None:
+    """The Airflow UI's edit dialog of ``conn_id`` (Admin > Connections > Edit Connection)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{deployment.base_url}/api/v2/version")
+    driver.add_cookie({"name": "_token", "value": deployment.token("admin"), "path": "/"})
+    driver.get(f"{deployment.base_url}/connections")
+    press(driver, By.CSS_SELECTOR, "button[aria-label='Edit Connection']", within=conn_id)
+    wait(driver, "the connection form", lambda d: d.execute_script(FORM_INPUTS_JS))
+
+
+def test_the_rest_api_hides_every_secret_field(scene: Scene) -> None:
+    deployment = scene.deployment
+    assert set(HUAWEI_SECRET_EXTRAS) == secret_extras("huaweicloud")  # every declared secret is checked
+    extra = {"region": "cn-north-4", "project_id": "0123456789abcdef", **HUAWEI_SECRET_EXTRAS}
+    add_connection(deployment, HUAWEI_FORM_CONN, "huaweicloud", extra, login="AK-form", password=SK)
+    add_connection(
+        deployment, GOOGLE_FORM_CONN, "google_cloud_platform", {"project": "p", **GOOGLE_SECRET_EXTRAS}
+    )
+    for conn_id, extras, secrets in (
+        (HUAWEI_FORM_CONN, HUAWEI_SECRET_EXTRAS, [SK, *HUAWEI_SECRET_EXTRAS.values()]),
+        (GOOGLE_FORM_CONN, GOOGLE_SECRET_EXTRAS, [KEY]),
+    ):
+        body = deployment.airflow.get(f"/connections/{conn_id}")
+        assert not [s for s in secrets if s in json.dumps(body)], conn_id
+        shown = json.loads(body["extra"])
+        assert {name: shown[name] for name in extras} == {name: "***" for name in extras}
+    assert (
+        json.loads(deployment.airflow.get(f"/connections/{HUAWEI_FORM_CONN}")["extra"])["region"]
+        == "cn-north-4"
+    )
+
+
+def test_the_connection_form_masks_every_secret_field(scene: Scene) -> None:
+    """The SK and every secret extra are password inputs with the show/hide eye; the rest plain text."""
+    from selenium.webdriver.common.by import By
+
+    deployment = scene.deployment
+    if HUAWEI_FORM_CONN not in {
+        c["connection_id"] for c in deployment.airflow.get("/connections")["connections"]
+    }:
+        test_the_rest_api_hides_every_secret_field(scene)  # this test run alone
+    with chromium() as driver:
+        open_connection_form(driver, deployment, HUAWEI_FORM_CONN)
+        inputs = {i["name"]: i for i in driver.execute_script(FORM_INPUTS_JS)}
+        masked = {
+            "password",
+            *(f"element_{name}" for name in HUAWEI_SECRET_EXTRAS),
+        }  # not read from the provider
+        assert {name for name, i in inputs.items() if i["type"] == "password"} == masked, inputs
+        for name in masked:
+            assert inputs[name]["eye"] and inputs[name]["value"] == "***", inputs[name]
+        assert (
+            inputs["element_region"]["type"] == "text" and inputs["element_region"]["value"] == "cn-north-4"
+        )
+        # Showing a masked value shows the redaction: the form never had the secret.
+        press(driver, By.XPATH, "//*[@role='dialog']//button[normalize-space()='Extra Fields']")
+        press(
+            driver,
+            By.CSS_SELECTOR,
+            "[role=dialog] #element_security_token + * button[aria-label='Show value']",
+        )
+        shown = {i["name"]: i for i in driver.execute_script(FORM_INPUTS_JS)}["element_security_token"]
+        assert (shown["type"], shown["value"]) == ("text", "***")
+        assert not [s for s in (SK, *HUAWEI_SECRET_EXTRAS.values()) if s in driver.page_source]
+
+        # A Google connection (its form is the google provider's): no key content reaches the page.
+        open_connection_form(driver, deployment, GOOGLE_FORM_CONN)
+        assert KEY not in driver.page_source
