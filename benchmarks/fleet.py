@@ -49,7 +49,7 @@ def counters() -> dict[str, int]:
     from airflow_jobstatus.hooks import gcp, huaweicloud
 
     return {
-        "google_connection_reads": gcp.connection_reads(),
+        "google_connection_reads": gcp.CONNECTIONS.reads,
         "huawei_connection_reads": huaweicloud.counters().get("connection_reads", 0),
     }
 

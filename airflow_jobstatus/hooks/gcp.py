@@ -10,10 +10,9 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
@@ -28,9 +27,12 @@ from airflow_jobstatus.core.exceptions import (
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks import lazy_import
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.connection_cache import ConnectionCache, connection_key
 from airflow_jobstatus.hooks.lazy_import import import_modules
-from airflow_jobstatus.hooks.loop_cache import PerLoopCache, TtlCache, env_connection_key
+from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.google import impersonation_chain as normalized_chain
+from airflow_jobstatus.services.google import names
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -104,19 +106,6 @@ def _extra(extra: Mapping[str, Any], key: str) -> Any:
     return None
 
 
-def _names(value: Any, what: str, conn_id: str) -> tuple[str, ...]:
-    """A comma-separated string or a list of strings as a tuple of non-blank names."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, list | tuple):
-        items = [str(v) for v in value]
-    else:
-        raise ConfigurationError(f"Connection {conn_id!r}: {what} must be a string or a list of strings.")
-    return tuple(i.strip() for i in items if i.strip())
-
-
 def _keyfile(value: Any, conn_id: str) -> dict[str, Any] | None:
     """The ``keyfile_dict`` extra (JSON text or a dict) as a dict; the error never quotes it."""
     if value is None:
@@ -161,6 +150,30 @@ def parse_connection(
     """
     if conn_type and conn_type not in (CONN_TYPE, "gcp"):
         log.warning("Connection %r has type %r; reading it as %r.", conn_id, conn_type, CONN_TYPE)
+    _refuse_unsupported_sources(conn_id, extra)
+    source = _credential_source(conn_id, extra)
+    scopes = names(_extra(extra, "scope"), f"Connection {conn_id!r}: scope") or (CLOUD_PLATFORM_SCOPE,)
+    chain = names(
+        impersonation_chain or _extra(extra, "impersonation_chain"),
+        f"Connection {conn_id!r}: impersonation_chain",
+    )
+    endpoint = _extra(extra, "api_endpoint")
+    return GoogleConnection(
+        conn_id=conn_id,
+        project_id=_extra(extra, "project"),
+        key_path=str(source.key_path) if source.key_path else None,
+        credential_config_file=source.config_file,
+        anonymous=source.anonymous,
+        keyfile_dict=source.keyfile_dict,
+        scopes=scopes,
+        impersonation_chain=chain,
+        api_endpoint=str(endpoint).strip() if endpoint else None,
+        credentials_id=_credentials_id(source, scopes, chain),
+    )
+
+
+def _refuse_unsupported_sources(conn_id: str, extra: Mapping[str, Any]) -> None:
+    """A ConfigurationError when an extra names a credential source this hook does not implement."""
     for key, what in UNSUPPORTED_CREDENTIAL_EXTRAS.items():
         if _extra(extra, key) is not None:
             raise ConfigurationError(
@@ -168,46 +181,52 @@ def parse_connection(
                 "use 'keyfile_dict', 'key_path', 'credential_config_file' or Application Default "
                 "Credentials (no extra)."
             )
-    keyfile_dict = _keyfile(_extra(extra, "keyfile_dict"), conn_id)
-    key_path = _extra(extra, "key_path")
-    config_file = _extra(extra, "credential_config_file")
-    anonymous = _flag(_extra(extra, "is_anonymous"))
-    sources = [
-        n
-        for n, v in (
-            ("keyfile_dict", keyfile_dict),
-            ("key_path", key_path),
-            ("credential_config_file", config_file),
+
+
+@dataclass(frozen=True)
+class _CredentialSource:
+    """The connection's credential extras (all empty: Application Default Credentials)."""
+
+    keyfile_dict: dict[str, Any] | None = field(repr=False)
+    key_path: Any
+    config_file: Any = field(repr=False)
+    anonymous: bool
+
+    def named(self) -> list[str]:
+        """The extras that are set."""
+        values = (
+            ("keyfile_dict", self.keyfile_dict),
+            ("key_path", self.key_path),
+            ("credential_config_file", self.config_file),
+            ("is_anonymous", self.anonymous),
         )
-        if v
-    ]
-    if anonymous:
-        sources.append("is_anonymous")
-    if len(sources) > 1:
+        return [name for name, value in values if value]
+
+
+def _credential_source(conn_id: str, extra: Mapping[str, Any]) -> _CredentialSource:
+    """The connection's credential extras; a ConfigurationError when more than one is set."""
+    source = _CredentialSource(
+        keyfile_dict=_keyfile(_extra(extra, "keyfile_dict"), conn_id),
+        key_path=_extra(extra, "key_path"),
+        config_file=_extra(extra, "credential_config_file"),
+        anonymous=_flag(_extra(extra, "is_anonymous")),
+    )
+    named = source.named()
+    if len(named) > 1:
         raise ConfigurationError(
-            f"Connection {conn_id!r} sets {' and '.join(sources)}: set one credential source."
+            f"Connection {conn_id!r} sets {' and '.join(named)}: set one credential source."
         )
-    scopes = _names(_extra(extra, "scope"), "scope", conn_id) or (CLOUD_PLATFORM_SCOPE,)
-    if impersonation_chain:
-        chain = _names(impersonation_chain, "impersonation_chain", conn_id)
-    else:
-        chain = _names(_extra(extra, "impersonation_chain"), "impersonation_chain", conn_id)
-    endpoint = _extra(extra, "api_endpoint")
+    return source
+
+
+def _credentials_id(source: _CredentialSource, scopes: tuple[str, ...], chain: tuple[str, ...]) -> str:
+    """A digest naming the identity (source, scopes, chain): connections with one share async clients."""
     identity = json.dumps(
-        [key_path, keyfile_dict, config_file, anonymous, scopes, chain], sort_keys=True, default=str
+        [source.key_path, source.keyfile_dict, source.config_file, source.anonymous, scopes, chain],
+        sort_keys=True,
+        default=str,
     )
-    return GoogleConnection(
-        conn_id=conn_id,
-        project_id=_extra(extra, "project"),
-        key_path=str(key_path) if key_path else None,
-        credential_config_file=config_file,
-        anonymous=anonymous,
-        keyfile_dict=keyfile_dict,
-        scopes=scopes,
-        impersonation_chain=chain,
-        api_endpoint=str(endpoint).strip() if endpoint else None,
-        credentials_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
-    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def connection_secrets(conn: GoogleConnection, extra: Mapping[str, Any]) -> list[str]:
@@ -310,27 +329,9 @@ def _scrub(text: str, conn: GoogleConnection) -> str:
 
 # --- the connection read cache ---------------------------------------------------------------------
 
-#: How long a connection read stays valid in this process (seconds); dropped on an authentication error.
-CONNECTION_TTL_SECONDS = 60.0
-_ConnKey = tuple[str, str, tuple[str, ...]]
-_CONNECTIONS: TtlCache[_ConnKey, GoogleConnection] = TtlCache(CONNECTION_TTL_SECONDS)
-_READS = [0]
-
-
-def _chain_key(chain: str | Sequence[str] | None) -> tuple[str, ...]:
-    if not chain:
-        return ()
-    return (chain,) if isinstance(chain, str) else tuple(chain)
-
-
-def clear_connection_cache() -> None:
-    """Forget every cached connection (tests; a changed connection is otherwise read within the TTL)."""
-    _CONNECTIONS.clear()
-
-
-def connection_reads() -> int:
-    """How many times this process has read a google_cloud_platform connection."""
-    return _READS[0]
+#: Parsed connections by (conn_id, AIRFLOW_CONN_* digest, *impersonation chain), for every thread and
+#: loop of the process (``connection_cache``): read once per TTL, dropped on an authentication error.
+CONNECTIONS: ConnectionCache[tuple[str, ...], GoogleConnection] = ConnectionCache()
 
 
 # --- clients ---------------------------------------------------------------------------------------
@@ -358,10 +359,6 @@ class ClientKind:
         return getattr(module, self.prefix + suffix[0]), getattr(transports, self.prefix + suffix[1])
 
 
-_counts_lock = threading.Lock()
-_SYNC_BUILT = [0]
-
-
 def _new_sync_client(kind: ClientKind, endpoint: Endpoint, conn: GoogleConnection) -> Any:
     """A GAPIC client on its own gRPC channel to ``endpoint``."""
     import grpc
@@ -375,10 +372,7 @@ def _new_sync_client(kind: ClientKind, endpoint: Endpoint, conn: GoogleConnectio
         channel = grpc_helpers.create_channel(
             endpoint.target, credentials=credentials, default_scopes=[CLOUD_PLATFORM_SCOPE]
         )
-    client = client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
-    with _counts_lock:
-        _SYNC_BUILT[0] += 1
-    return client
+    return client_cls(transport=transport_cls(channel=channel, host=endpoint.target))
 
 
 _CHANNELS: PerLoopCache[tuple[str, Endpoint, str], Any] = PerLoopCache()
@@ -414,21 +408,6 @@ async def shared_async_client(kind: ClientKind, endpoint: Endpoint, conn: Google
     if client is not None:  # the hit path: no closure, no lock
         return client
     return await _CLIENTS.get(key, build)
-
-
-def client_counts() -> dict[str, int]:
-    """How many sync clients, async channels and async clients this process has built so far."""
-    with _counts_lock:
-        return {
-            "sync_clients": _SYNC_BUILT[0],
-            "async_channels": _CHANNELS.built,
-            "async_clients": _CLIENTS.built,
-        }
-
-
-def async_cache_info() -> dict[str, int]:
-    """Channels and clients cached for the running loop."""
-    return {"channels": len(_CHANNELS.values()), "clients": len(_CLIENTS.values())}
 
 
 async def aclose_shared_clients() -> None:
@@ -480,17 +459,39 @@ def to_service_error(err: BaseException, *, service: str, job_id: str | None, wh
     return ServiceError(f"{subject} in {where}: unexpected {type(err).__name__}: {err}", **kw)
 
 
+class GoogleService(Protocol):
+    """What a Google service module (``services/<service>.py``) declares for its hook: the endpoint,
+    the (method, request) of its status and cancel calls, and its parser."""
+
+    def default_target(self, ref: Any, /) -> str:
+        """The service's endpoint for this job (``host:443``) when the connection sets none."""
+        ...
+
+    def status_call(self, project: str, ref: Any, /) -> tuple[str, dict[str, Any]]:
+        """The client method and request that read the job."""
+        ...
+
+    def cancel_call(self, project: str, ref: Any, /) -> tuple[str, dict[str, Any]]:
+        """The client method and request that cancel the job."""
+        ...
+
+    def parse(self, response: Any, ref: Any, /) -> JobStatus:
+        """The answer of the status call as a JobStatus."""
+        ...
+
+
 class GoogleJobHook(JobStatusHook[R]):
     """Base of the Google hooks: connection, clients, one call path with error mapping, parsing.
 
-    A service hook names its GAPIC client (``client_kind``), its parser, its endpoint and the
-    (method, request) of its status and cancel calls; sync and async share all of it.
+    A service hook names its GAPIC client (``client_kind``) and its service module (``api``: endpoint,
+    requests and parser); sync and async share all of it.
     """
 
     conn_name_attr = "gcp_conn_id"
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     client_kind: ClassVar[ClientKind]
+    api: ClassVar[GoogleService]
 
     def __init__(
         self,
@@ -509,39 +510,22 @@ class GoogleJobHook(JobStatusHook[R]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gcp_conn_id={self.conn_id!r}, timeout={self.timeout})"
 
-    # -- per service ---------------------------------------------------------------------------
-    def default_target(self, ref: R) -> str:
-        """The service's endpoint for this job (``host:443``) when the connection sets none."""
-        raise NotImplementedError
-
-    def parse(self, response: Any, ref: R) -> JobStatus:
-        """The service's parser (in ``services/<service>.py``)."""
-        raise NotImplementedError
-
-    def status_call(self, project: str, ref: R) -> tuple[str, dict[str, Any]]:
-        """The client method and request that read the job."""
-        raise NotImplementedError
-
-    def cancel_call(self, project: str, ref: R) -> tuple[str, dict[str, Any]]:
-        """The client method and request that cancel the job."""
-        raise NotImplementedError
-
     # -- the contract --------------------------------------------------------------------------
     def get_status(self, ref: R) -> JobStatus:
         target = self._target(self.google_connection(), ref)
-        return self._parse(ref, target, self.call(target, *self.status_call(target.project, ref)))
+        return self._parse(ref, target, self.call(target, *self.api.status_call(target.project, ref)))
 
     async def aget_status(self, ref: R) -> JobStatus:
         target = self._target(await self.agoogle_connection(), ref)
-        return self._parse(ref, target, await self.acall(target, *self.status_call(target.project, ref)))
+        return self._parse(ref, target, await self.acall(target, *self.api.status_call(target.project, ref)))
 
     def cancel(self, ref: R) -> None:
         target = self._target(self.google_connection(), ref)
-        self.call(target, *self.cancel_call(target.project, ref))
+        self.call(target, *self.api.cancel_call(target.project, ref))
 
     async def acancel(self, ref: R) -> None:
         target = self._target(await self.agoogle_connection(), ref)
-        await self.acall(target, *self.cancel_call(target.project, ref))
+        await self.acall(target, *self.api.cancel_call(target.project, ref))
 
     async def alist_active(self, ref: R) -> list[Any]:
         """Every page of the service's list of active jobs in ``ref``'s scope (coalesced polling)."""
@@ -567,23 +551,18 @@ class GoogleJobHook(JobStatusHook[R]):
         return self._conn.project_id if self._conn else self.google_connection().project_id
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _conn_key(self) -> _ConnKey:
-        return (*env_connection_key(self.conn_id), _chain_key(self.impersonation_chain))
+    def _conn_key(self) -> tuple[str, ...]:
+        return (*connection_key(self.conn_id), *normalized_chain(self.impersonation_chain))
 
     def google_connection(self) -> GoogleConnection:
-        """The connection: read once per process and TTL (``CONNECTION_TTL_SECONDS``), its secrets
-        registered with the masker when read."""
-        key = self._conn_key()
-        conn = _CONNECTIONS.get(key)
-        if conn is None:
-            conn = _CONNECTIONS.put(key, self._read_connection())
-        self._conn = conn
+        """The connection: read once per process and TTL (``CONNECTIONS``), its secrets registered
+        with the masker when read."""
+        conn = self._conn = CONNECTIONS.load(self._conn_key(), self._read_connection)
         return conn
 
     def _read_connection(self) -> GoogleConnection:
-        from airflow.sdk.log import mask_secret
+        from airflow_jobstatus.core.compat import mask_secret
 
-        _READS[0] += 1
         conn = self.fetch_connection()
         extra = conn.extra_dejson
         parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
@@ -595,32 +574,24 @@ class GoogleJobHook(JobStatusHook[R]):
         """``google_connection`` without blocking the event loop; hooks of one loop that need the
         same connection at the same time (triggers starting together) share one read."""
         key = self._conn_key()
-        conn = _CONNECTIONS.get(key)
-        if conn is None:
-            conn = await _CONNECTIONS.aload(key, self._aread_connection)
-        self._conn = conn
+        conn = self._conn = CONNECTIONS.get(key) or await CONNECTIONS.aload(key, self._aread_connection)
         return conn
 
     async def _aread_connection(self) -> GoogleConnection:
-        from airflow.sdk import log as sdk_log
+        from airflow_jobstatus.core.compat import amask_secret
 
-        _READS[0] += 1
         conn = await self.afetch_connection()
         extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
         parsed = parse_connection(self.conn_id, conn.conn_type, extra, self.impersonation_chain)
-        amask = getattr(sdk_log, "amask_secret", None)
         for secret in connection_secrets(parsed, extra):
-            if amask is not None:
-                await amask(secret)
-            else:
-                sdk_log.mask_secret(secret)
+            await amask_secret(secret)
         return parsed
 
     def _target(self, conn: GoogleConnection, ref: R, job_id: str | None = None) -> CallTarget:
         return CallTarget(
             job_id=job_id or ref.display_id,
             project=conn.project(getattr(ref, "project_id", None)),
-            endpoint=conn.endpoint(self.default_target(ref)),
+            endpoint=conn.endpoint(self.api.default_target(ref)),
             ref=ref,
         )
 
@@ -628,7 +599,7 @@ class GoogleJobHook(JobStatusHook[R]):
         """``err`` as our error kind; an authentication error also drops the cached connection."""
         error = to_service_error(err, service=self.service, job_id=target.job_id, where=target.where)
         if isinstance(error, AuthenticationError):
-            _CONNECTIONS.drop(self.conn_id)  # a rotated key is read at the next call
+            CONNECTIONS.drop(self.conn_id)  # a rotated key is read at the next call
         return error
 
     def sync_client(self, endpoint: Endpoint) -> Any:
@@ -666,7 +637,7 @@ class GoogleJobHook(JobStatusHook[R]):
         problem = "empty or undecodable response"
         if response is not None:
             try:
-                return self.parse(response, ref)
+                return self.api.parse(response, ref)
             except (AttributeError, TypeError, ValueError, KeyError) as err:
                 problem = f"cannot read the response: {type(err).__name__}: {err}"
         raise BadResponseError(

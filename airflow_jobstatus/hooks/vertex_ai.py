@@ -1,11 +1,13 @@
-"""Vertex AI hook: reads and cancels custom, batch prediction and tuning jobs. Needs the ``vertex`` extra."""
+"""Vertex AI hook: reads and cancels custom, batch prediction and tuning jobs (requests: ``services.vertex_ai``).
+
+Needs the ``vertex`` extra.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
-from airflow_jobstatus.core.states import JobStatus
-from airflow_jobstatus.hooks.gcp import ClientKind, GoogleJobHook
+from airflow_jobstatus.hooks.gcp import ClientKind, GoogleJobHook, GoogleService
 from airflow_jobstatus.services import vertex_ai
 from airflow_jobstatus.services.vertex_ai import VertexAIJobRef
 
@@ -24,15 +26,4 @@ class VertexAIJobHook(GoogleJobHook[VertexAIJobRef]):
     service = vertex_ai.NAME
     hook_name = "Google Vertex AI job status"
     client_kind = JOB_SERVICE
-
-    def parse(self, response: Any, ref: VertexAIJobRef) -> JobStatus:
-        return vertex_ai.parse(response, ref)
-
-    def default_target(self, ref: VertexAIJobRef) -> str:
-        return vertex_ai.default_target(ref.location)
-
-    def status_call(self, project: str, ref: VertexAIJobRef) -> tuple[str, dict[str, Any]]:
-        return ref.kind.get, {"name": ref.resource_name(project)}
-
-    def cancel_call(self, project: str, ref: VertexAIJobRef) -> tuple[str, dict[str, Any]]:
-        return ref.kind.cancel, {"name": ref.resource_name(project)}
+    api: ClassVar[GoogleService] = vertex_ai

@@ -1,4 +1,5 @@
-"""Dataflow: the job reference, the JobState table, parsing and the console page."""
+"""Dataflow: the job reference, the JobState table, parsing, the JobsV1Beta3 requests (get, cancel,
+drain, list), the endpoint and the console page."""
 
 from __future__ import annotations
 
@@ -58,6 +59,29 @@ def parse(job: Any, ref: DataflowJobRef) -> JobStatus:
     return JobStatus(service=NAME, job_id=ref.job_id, state=STATES.normalize(state), native_state=state)
 
 
+def _job(project: str, ref: DataflowJobRef) -> dict[str, Any]:
+    return {"project_id": project, "location": ref.location, "job_id": ref.job_id}
+
+
+def status_call(project: str, ref: DataflowJobRef) -> tuple[str, dict[str, Any]]:
+    """GetJob: the JobsV1Beta3 method and request that read the job."""
+    return "get_job", _job(project, ref)
+
+
+def _update_call(project: str, ref: DataflowJobRef, requested: str) -> tuple[str, dict[str, Any]]:
+    return "update_job", {**_job(project, ref), "job": {"requested_state": requested}}
+
+
+def cancel_call(project: str, ref: DataflowJobRef) -> tuple[str, dict[str, Any]]:
+    """UpdateJob with ``requested_state=JOB_STATE_CANCELLED``: stops now, dropping in-flight data."""
+    return _update_call(project, ref, CANCEL_REQUEST)
+
+
+def drain_call(project: str, ref: DataflowJobRef) -> tuple[str, dict[str, Any]]:
+    """UpdateJob with ``requested_state=JOB_STATE_DRAINED``: stop reading input, finish in-flight data."""
+    return _update_call(project, ref, DRAIN_REQUEST)
+
+
 #: Jobs per ListJobs page asked for (the service may return fewer).
 LIST_PAGE_SIZE = 100
 
@@ -71,6 +95,11 @@ def list_active_call(project: str, ref: DataflowJobRef) -> tuple[str, dict[str, 
 def list_entry_id(job: Any) -> str:
     """A listed ``dataflow_v1beta3.Job``'s id."""
     return str(raw_message(job).id)
+
+
+def default_target(ref: DataflowJobRef) -> str:
+    """The global endpoint: the location travels in the request."""
+    return DEFAULT_TARGET
 
 
 def console_url(ref: DataflowJobRef, project: str | None) -> str:

@@ -1,12 +1,14 @@
-"""Dataproc: the job reference, the JobStatus.State/Substate table, parsing and the console page."""
+"""Dataproc: the job reference, the JobStatus.State/Substate table, parsing, the JobController requests
+(get, cancel, list, submit), the endpoint and the console page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, require_id, table
 from airflow_jobstatus.services.google import console, enum_name, raw_message
 
 NAME = "dataproc"
@@ -78,6 +80,20 @@ def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
     )
 
 
+def _job(project: str, ref: DataprocJobRef) -> dict[str, Any]:
+    return {"project_id": project, "region": ref.region, "job_id": ref.job_id}
+
+
+def status_call(project: str, ref: DataprocJobRef) -> tuple[str, dict[str, Any]]:
+    """GetJob: the JobController method and request that read the job."""
+    return "get_job", _job(project, ref)
+
+
+def cancel_call(project: str, ref: DataprocJobRef) -> tuple[str, dict[str, Any]]:
+    """CancelJob."""
+    return "cancel_job", _job(project, ref)
+
+
 #: Jobs per ListJobs page asked for (the service may return fewer).
 LIST_PAGE_SIZE = 100
 
@@ -93,9 +109,27 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).reference.job_id)
 
 
-def default_target(region: str) -> str:
+def submit_ref(job: Mapping[str, Any] | None, region: str, project_id: str | None = None) -> DataprocJobRef:
+    """Where a submit goes, named in its errors by the job's own id when it sets one, else ``(new job)``."""
+    reference = ((job or {}).get("reference") or {}).get("job_id") or "(new job)"
+    return DataprocJobRef(job_id=str(reference), region=require_id(region, "region"), project_id=project_id)
+
+
+def submit_call(project: str, ref: DataprocJobRef, job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """SubmitJob of ``job`` (a ``dataproc_v1.Job`` as a dict) in the ref's project and region."""
+    return "submit_job", {"project_id": project, "region": ref.region, "job": job}
+
+
+def submitted_id(job: Any) -> str:
+    """The id of the job a SubmitJob answer describes."""
+    return str(job.reference.job_id)
+
+
+def default_target(ref: DataprocJobRef) -> str:
     """The regional endpoint (``global`` uses the global one)."""
-    return "dataproc.googleapis.com:443" if region == "global" else f"{region}-dataproc.googleapis.com:443"
+    if ref.region == "global":
+        return "dataproc.googleapis.com:443"
+    return f"{ref.region}-dataproc.googleapis.com:443"
 
 
 def console_url(ref: DataprocJobRef, project: str | None) -> str:

@@ -1,8 +1,10 @@
-"""Reading Google API messages (proto-plus) without proto-plus overhead; shared by the Google services."""
+"""What the Google services share: reading API messages (proto-plus) without proto-plus overhead,
+impersonation chains and lists of names as connections and arguments give them, console URLs."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -28,3 +30,29 @@ def console(path: str, **query: str | None) -> str:
 
     params = urlencode({k: v for k, v in query.items() if v})
     return f"https://console.cloud.google.com{path}" + (f"?{params}" if params else "")
+
+
+def names(value: Any, what: str) -> tuple[str, ...]:
+    """A comma-separated string or a list of strings as a tuple of non-blank, stripped names (None → ()).
+
+    Anything else is a ConfigurationError saying "``what`` must be a string or a list of strings".
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = [str(v) for v in value]
+    else:
+        from airflow_jobstatus.core.exceptions import ConfigurationError
+
+        raise ConfigurationError(f"{what} must be a string or a list of strings.")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def impersonation_chain(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A service account or chain to impersonate, as hooks, triggers and sensors take it, normalized:
+    ``"mid@x, target@x"`` and ``["mid@x", "target@x"]`` are ``("mid@x", "target@x")`` (the target
+    last); None or blank is ``()``. The one reading of the argument: the hooks' credentials and
+    connection cache key, the coalescing key and the trigger's serialized form all use it."""
+    return names(value, "impersonation_chain")

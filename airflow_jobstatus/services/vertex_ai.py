@@ -1,4 +1,5 @@
-"""Vertex AI: the job reference and job types, the JobState table, parsing and the console page."""
+"""Vertex AI: the job reference and job types, the JobState table, parsing, the JobService requests
+(get, cancel, list per job type), the endpoint and the console page."""
 
 from __future__ import annotations
 
@@ -97,6 +98,16 @@ def parse(job: Any, ref: VertexAIJobRef) -> JobStatus:
     )
 
 
+def status_call(project: str, ref: VertexAIJobRef) -> tuple[str, dict[str, Any]]:
+    """Get<Type>Job: the JobService method and request that read the job."""
+    return ref.kind.get, {"name": ref.resource_name(project)}
+
+
+def cancel_call(project: str, ref: VertexAIJobRef) -> tuple[str, dict[str, Any]]:
+    """Cancel<Type>Job."""
+    return ref.kind.cancel, {"name": ref.resource_name(project)}
+
+
 #: Jobs per List<Type>Jobs page asked for (the service may return fewer).
 LIST_PAGE_SIZE = 100
 #: The list filter keeping jobs that are not terminal (AIP-160 syntax: ``state`` supports = and !=).
@@ -117,13 +128,11 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).name).rpartition("/")[2]
 
 
-def default_target(location: str) -> str:
+def default_target(ref: VertexAIJobRef) -> str:
     """The regional endpoint (``global`` uses the global one)."""
-    return (
-        "aiplatform.googleapis.com:443"
-        if location == "global"
-        else f"{location}-aiplatform.googleapis.com:443"
-    )
+    if ref.location == "global":
+        return "aiplatform.googleapis.com:443"
+    return f"{ref.location}-aiplatform.googleapis.com:443"
 
 
 def console_url(ref: VertexAIJobRef, project: str | None) -> str:

@@ -24,6 +24,7 @@ from airflow_jobstatus.hooks.base import JobStatusHook
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import Coalescing, JobRef
+from airflow_jobstatus.services.google import impersonation_chain
 
 PollerKey = tuple[str, str, tuple[str, ...], tuple[Any, ...], float]
 _POLLERS: PerLoopCache[PollerKey, Poller] = PerLoopCache()
@@ -169,10 +170,9 @@ class Waiter:
 
 def poller_key(hook: JobStatusHook[Any], ref: JobRef, coalescing: Coalescing, interval: float) -> PollerKey:
     """(service, connection, impersonation chain, scope values, interval): what one list call serves."""
-    chain = getattr(hook, "impersonation_chain", None) or ()
-    chain_key = (chain,) if isinstance(chain, str) else tuple(chain)
+    chain = impersonation_chain(getattr(hook, "impersonation_chain", None))
     scope = tuple(getattr(ref, name) for name in coalescing.scope_fields)
-    return (hook.service, hook.conn_id, chain_key, scope, float(interval))
+    return (hook.service, hook.conn_id, chain, scope, float(interval))
 
 
 def waiter_error(err: Exception, ref: JobRef) -> Exception:

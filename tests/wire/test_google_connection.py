@@ -14,6 +14,7 @@ from airflow_jobstatus.core.exceptions import ConfigurationError, JobNotFoundErr
 from airflow_jobstatus.hooks import gcp
 from airflow_jobstatus.hooks.dataproc import DataprocJobHook
 from airflow_jobstatus.services.dataproc import DataprocJobRef
+from airflow_jobstatus.services.google import impersonation_chain
 
 REF = DataprocJobRef("job-x", "europe-west1")
 
@@ -103,7 +104,7 @@ def test_sensor_passes_impersonation_chain_to_its_hook() -> None:
     assert isinstance(sensor.hook, DataprocJobHook)
     assert sensor.hook.impersonation_chain == "target@x.iam"
     trigger = sensor.make_trigger(1.0)
-    assert trigger.serialize()[1]["impersonation_chain"] == "target@x.iam"
+    assert impersonation_chain(trigger.serialize()[1]["impersonation_chain"]) == ("target@x.iam",)
     with pytest.raises(ConfigurationError, match="Google services only"):
         from airflow_jobstatus.sensors import DliJobStatusSensor
 

@@ -53,9 +53,9 @@ MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.fixture(autouse=True)
 def _fresh_connection_cache() -> Any:
     """Each test reads its connections afresh (the process cache would otherwise carry them over)."""
-    gcp.clear_connection_cache()
+    gcp.CONNECTIONS.clear()
     yield
-    gcp.clear_connection_cache()
+    gcp.CONNECTIONS.clear()
 
 
 def running(service: str) -> str:
@@ -357,18 +357,33 @@ def test_dataproc_submit_job(sim) -> None:
 # --- clients ----------------------------------------------------------------------------------------
 
 
-def test_sync_client_built_once_per_hook(sim) -> None:
+def counting(monkeypatch, name: str) -> list[Any]:
+    """Each call of ``gcp.<name>`` (a client or channel builder), recorded; the builder still runs."""
+    calls: list[Any] = []
+    original = getattr(gcp, name)
+
+    def spy(*args: Any) -> Any:
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(gcp, name, spy)
+    return calls
+
+
+def test_sync_client_built_once_per_hook(sim, monkeypatch) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    built = counting(monkeypatch, "_new_sync_client")
     hook = DataprocJobHook()
-    before = gcp.client_counts()["sync_clients"]
     for _ in range(5):
         hook.get_status(ref("dataproc"))
-    assert gcp.client_counts()["sync_clients"] - before == 1
+    assert len(built) == 1
     assert sim.calls("dataproc", "job-1") == 5
     hook.close()
+    assert hook._sync_clients is None
 
 
-async def test_async_clients_shared_one_channel_per_loop(sim) -> None:
+async def test_async_clients_shared_one_channel_per_loop(sim, monkeypatch) -> None:
+    channels = counting(monkeypatch, "_new_async_channel")
     for service in HOOKS:
         sim.add_job(service, "job-1", [{"state": running(service)}])
     services = ["dataproc", "dataflow"] + (
@@ -380,24 +395,21 @@ async def test_async_clients_shared_one_channel_per_loop(sim) -> None:
         for _ in range(3):
             statuses = await asyncio.gather(*(h.aget_status(ref(h.service)) for h in hooks))
             assert {s.state for s in statuses} == {JobState.RUNNING}
-        return gcp.async_cache_info()
+        return {"channels": len(gcp._CHANNELS.values()), "clients": len(gcp._CLIENTS.values())}
 
-    before = gcp.client_counts()
     info = await poll_many()
-    after = gcp.client_counts()
-    assert after["async_channels"] - before["async_channels"] == 1
-    assert after["async_clients"] - before["async_clients"] == len(services)
+    assert len(channels) == 1
     assert (info["channels"], info["clients"]) == (1, len(services))
 
     # another event loop (another thread) gets its own channel: grpc.aio channels are loop-bound
     other = await asyncio.to_thread(asyncio.run, poll_many())
     assert (other["channels"], other["clients"]) == (1, len(services))
-    assert gcp.client_counts()["async_channels"] - after["async_channels"] == 1
+    assert len(channels) == 2
     # ours is kept: polling again in this loop builds nothing new
     assert (await poll_many())["channels"] == 1
-    assert gcp.client_counts()["async_channels"] - after["async_channels"] == 1
+    assert len(channels) == 2
     await gcp.aclose_shared_clients()
-    assert gcp.async_cache_info()["channels"] == 0
+    assert (len(gcp._CHANNELS.values()), len(gcp._CLIENTS.values())) == (0, 0)
 
 
 async def test_async_path_reads_the_connection_once_without_blocking(sim, monkeypatch) -> None:
@@ -422,13 +434,13 @@ async def test_async_path_reads_the_connection_once_without_blocking(sim, monkey
 
 def test_connection_read_once_per_process_for_many_sync_hooks(sim) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
-    before = gcp.connection_reads()
+    before = gcp.CONNECTIONS.reads
     for _ in range(5):
         hook = DataprocJobHook()
         hook.get_status(ref("dataproc"))
         hook.console_scope()
         hook.close()
-    assert gcp.connection_reads() == before + 1
+    assert gcp.CONNECTIONS.reads == before + 1
 
 
 async def test_connection_read_once_for_many_concurrent_async_hooks(sim, monkeypatch) -> None:
@@ -457,12 +469,12 @@ async def test_connection_read_once_for_many_concurrent_async_hooks(sim, monkeyp
 @MODES
 async def test_connection_reread_after_the_ttl(sim, monkeypatch, mode) -> None:
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
-    monkeypatch.setattr(gcp._CONNECTIONS, "ttl", 0.0)
-    before = gcp.connection_reads()
+    monkeypatch.setattr(gcp.CONNECTIONS, "ttl", 0.0)
+    before = gcp.CONNECTIONS.reads
     hook = DataprocJobHook()
     for _ in range(3):
         await read(hook, mode, ref("dataproc"))
-    assert gcp.connection_reads() == before + 3
+    assert gcp.CONNECTIONS.reads == before + 3
     if mode == "async":
         await gcp.aclose_shared_clients()
 
@@ -473,11 +485,11 @@ async def test_a_changed_environment_connection_is_read_again(sim, monkeypatch, 
     conn = json.loads(sim.env()["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"])
     hook = DataprocJobHook()
     await read(hook, mode, ref("dataproc"))
-    before = gcp.connection_reads()
+    before = gcp.CONNECTIONS.reads
     conn["extra"]["project"] = "another-project"
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(conn))
     assert isinstance(await raises(hook, mode, ref("dataproc")), JobNotFoundError)  # not in that project
-    assert gcp.connection_reads() == before + 1
+    assert gcp.CONNECTIONS.reads == before + 1
     if mode == "async":
         await gcp.aclose_shared_clients()
 
@@ -489,7 +501,7 @@ async def test_authentication_error_drops_the_cached_connection(sim, monkeypatch
     sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
     hook = DataprocJobHook()
     await read(hook, mode, ref("dataproc"))
-    before = gcp.connection_reads()
+    before = gcp.CONNECTIONS.reads
 
     def denied(*args: Any, **kwargs: Any) -> Any:
         raise gexc.PermissionDenied("the caller does not have permission")
@@ -501,9 +513,9 @@ async def test_authentication_error_drops_the_cached_connection(sim, monkeypatch
         patch.setattr(JobControllerClient, "get_job", denied)
         patch.setattr(JobControllerAsyncClient, "get_job", adenied)
         assert isinstance(await raises(hook, mode, ref("dataproc")), AuthenticationError)
-    assert gcp.connection_reads() == before  # the failing call used the cached connection
+    assert gcp.CONNECTIONS.reads == before  # the failing call used the cached connection
     await read(hook, mode, ref("dataproc"))
-    assert gcp.connection_reads() == before + 1  # … and the next one read it again
+    assert gcp.CONNECTIONS.reads == before + 1  # … and the next one read it again
     if mode == "async":
         await gcp.aclose_shared_clients()
 
