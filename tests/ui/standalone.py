@@ -1,4 +1,4 @@
-"""A standalone Airflow for the board's tests: ``tests.test_e2e``'s set-up plus the plugin, users and a team.
+"""A standalone Airflow for the board's tests: ``tests.e2e.test_e2e``'s set-up plus the plugin, users and a team.
 
 On top of the e2e environment (``airflow_env``; same simulator connections, LocalExecutor, SQLite):
 - the plugin: through its ``airflow.plugins`` entry point when the package is installed with it, else
@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from airflow_jobstatus.simulator import Simulator
-from tests.test_e2e import EXAMPLES, Airflow, airflow_env, free_port, log_tail, stop_group
+from tests.e2e.test_e2e import EXAMPLES, Airflow, airflow_env, free_port, log_tail, stop_group
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = "airflow_jobstatus.ui.plugin:CloudJobsPlugin"

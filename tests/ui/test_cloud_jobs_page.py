@@ -28,7 +28,7 @@ from airflow_jobstatus.get_provider_info import get_provider_info
 from airflow_jobstatus.services import REGISTRY
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
 from airflow_jobstatus.ui.board import NoJob
-from tests.test_e2e import DAG_ID, xcom
+from tests.e2e.test_e2e import DAG_ID, xcom
 from tests.ui.browser import chromium
 from tests.ui.standalone import Deployment, standalone
 

@@ -120,6 +120,7 @@ def test_budget_spent_gives_an_error_event_with_the_last_error(trigger_hook, sle
 def test_budget_spent_after_a_streak(trigger_hook, sleeps, monkeypatch):
     """The streak is measured on the watch's clock: the trigger's watch gets a fake one, 4 s per call."""
     clock = FakeClock()
+
     class ClockedWatch(JobWatch):
         def __init__(self, *a, **kw):
             super().__init__(*a, clock=clock, **kw)

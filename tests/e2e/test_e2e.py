@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from airflow_jobstatus.simulator import DEFAULT_SCENARIOS, Simulator
+from tests.fixtures import EXAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_ID = "example_jobstatus_cross_cloud"
 DEFERRED_TASKS = ("cdm_migration", "dli_sql", "wait_for_dataproc_job")
 PARSE_TIMEOUT = 150.0
