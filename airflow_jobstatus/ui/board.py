@@ -31,15 +31,17 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_jobstatus.services import REGISTRY, ServiceSpec
-from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.states import (
+from airflow_jobstatus.core.dotted import load
+from airflow_jobstatus.core.states import (
     DEFAULT_SUCCESS_STATES,
     STUCK_STATES,
     JobState,
     JobStatus,
     sub_job_text,
 )
+from airflow_jobstatus.core.templating import is_template
+from airflow_jobstatus.services import REGISTRY, ServiceSpec
+from airflow_jobstatus.services.base import JobRef
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -85,11 +87,6 @@ class Catalog:
         )
 
 
-def _import(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
 def _classes(module_names: Iterable[str]) -> Iterator[type]:
     for module_name in sorted(module_names):
         module = importlib.import_module(module_name)
@@ -100,8 +97,8 @@ def _classes(module_names: Iterable[str]) -> Iterator[type]:
 def _task_classes() -> tuple[dict[str, str], dict[str, str]]:
     """The provider's sensor and operator classes by name: their service, and the operators' id XCom."""
     from airflow_jobstatus.get_provider_info import get_provider_info
-    from airflow_jobstatus.job_wait import JobWaitMixin
     from airflow_jobstatus.operators.base import StartJobOperator
+    from airflow_jobstatus.tasks.job_wait import JobWaitMixin
 
     modules = {spec.sensor.rpartition(".")[0] for spec in REGISTRY.values()}
     for group in get_provider_info().get("operators", []):
@@ -135,12 +132,12 @@ def _trigger_classpaths() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """Built once per process, on the first request (imports the sensor, operator and link classes)."""
-    from airflow_jobstatus.job_wait import CONN_ID_ARGS
+    from airflow_jobstatus.tasks.job_wait import CONN_ID_ARGS
 
     task_types, starters = _task_classes()
     return Catalog(
         task_types=task_types,
-        link_keys={_import(spec.link)().xcom_key: name for name, spec in REGISTRY.items()},
+        link_keys={load(spec.link)().xcom_key: name for name, spec in REGISTRY.items()},
         trigger_classpaths=_trigger_classpaths(),
         conn_args=dict(CONN_ID_ARGS),
         ref_fields=frozenset(f.name for spec in REGISTRY.values() for f in dataclasses.fields(spec.ref_type)),
@@ -190,7 +187,7 @@ def reason(err: BaseException) -> str:
     """What the log may say of an error: the provider's and Jinja's own messages; any other, its type only."""
     from jinja2 import TemplateError
 
-    from airflow_jobstatus.exceptions import JobStatusError
+    from airflow_jobstatus.core.exceptions import JobStatusError
 
     if isinstance(err, JobStatusError | TemplateError):
         return f"{type(err).__name__}: {err}"[:300]
@@ -537,10 +534,6 @@ def _unwrap(value: Any) -> dict[str, Any]:
     ):
         value = value["__var"]
     return dict(value) if isinstance(value, Mapping) else {}
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and any(mark in value for mark in ("{{", "{%", "{#"))
 
 
 @lru_cache(maxsize=1)

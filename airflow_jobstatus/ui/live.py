@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.states import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Reading:
 
 def error_text(err: BaseException) -> str:
     """What a viewer may see of a failed read: the provider's errors say no secret; others only their type."""
-    from airflow_jobstatus.exceptions import JobStatusError
+    from airflow_jobstatus.core.exceptions import JobStatusError
 
     if isinstance(err, JobStatusError):
         return f"{type(err).__name__}: {err}"[:500]
