@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from airflow_jobstatus.ui import board
-from airflow_jobstatus.ui.live import LiveReader, LiveRequest
+from airflow_jobstatus.ui.live import LiveReader, LiveRequest, Reading
 
 #: Config section of the board's settings (``AIRFLOW__JOBSTATUS_UI__<KEY>``).
 SECTION = "jobstatus_ui"
@@ -90,6 +90,30 @@ def _collect(dag_ids: set[str], since: datetime, dag_id: str | None) -> list[boa
         return board.collect(session, dag_ids, since, dag_id=dag_id)
 
 
+def _live_requests(found: list[Any]) -> dict[str, LiveRequest]:
+    """The live read each shown job wants, by row (at most one per job per its poll interval)."""
+    default_interval = float(_setting("default_poll_interval", 60.0))
+    floor = float(_setting("min_poll_interval", 1.0))
+    return {
+        job.row_id: LiveRequest(
+            service=job.service,
+            ref=job.ref,
+            interval=max(job.poll_interval or default_interval, floor),
+            conn_id=job.conn_id,
+            impersonation_chain=job.impersonation_chain,
+        )
+        for job in found
+        if job.wants_live() and job.ref is not None
+    }
+
+
+async def _readings(reader: LiveReader, requests: dict[str, LiveRequest], live: bool) -> dict[str, Reading]:
+    """Fresh readings (``live``), or only what earlier reads found."""
+    if live:
+        return await reader.read_many(requests.values(), wait=LIVE_WAIT)
+    return {r.key: cached for r in requests.values() if (cached := reader.cached(r)) is not None}
+
+
 def create_app(reader: LiveReader | None = None) -> FastAPI:
     """The page and ``GET /api/jobs``; ``reader`` is the process's live-read cache (a fresh one by default)."""
     live_reader = reader or LiveReader()
@@ -121,25 +145,8 @@ def create_app(reader: LiveReader | None = None) -> FastAPI:
             found = [job for job in found if job.service == service]
 
         live = live and bool(_setting("live_refresh", True))
-        default_interval = float(_setting("default_poll_interval", 60.0))
-        floor = float(_setting("min_poll_interval", 1.0))
-        requests = {
-            job.row_id: LiveRequest(
-                service=job.service,
-                ref=job.ref,
-                interval=max(job.poll_interval or default_interval, floor),
-                conn_id=job.conn_id,
-                impersonation_chain=job.impersonation_chain,
-            )
-            for job in found
-            if job.wants_live() and job.ref is not None
-        }
-        if live:
-            readings = await live_reader.read_many(requests.values(), wait=LIVE_WAIT)
-        else:  # what earlier reads found, and no new read
-            readings = {
-                r.key: cached for r in requests.values() if (cached := live_reader.cached(r)) is not None
-            }
+        requests = _live_requests(found)
+        readings = await _readings(live_reader, requests, live)
 
         base = ui_base()
         rows = [
