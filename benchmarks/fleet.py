@@ -46,11 +46,11 @@ def warm_up_for(services: list[str]):  # type: ignore[no-untyped-def]
 
 def counters() -> dict[str, int]:
     """Connection reads of this process so far (the fleet should add at most one per connection per TTL)."""
-    from airflow_jobstatus.hooks import gcp, huaweicloud
+    from airflow_jobstatus.hooks import gcp, huawei_config
 
     return {
         "google_connection_reads": gcp.CONNECTIONS.reads,
-        "huawei_connection_reads": huaweicloud.counters().get("connection_reads", 0),
+        "huawei_connection_reads": huawei_config.CONFIGS.reads,
     }
 
 

@@ -13,6 +13,7 @@ from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
 
 R = TypeVar("R", bound=JobRef)
+H = TypeVar("H", bound="JobStatusHook[Any]")
 
 DEFAULT_CALL_TIMEOUT = 30.0
 
@@ -77,6 +78,15 @@ class JobStatusHook(BaseHook, Generic[R]):
     def console_scope(self) -> str | None:
         """What a console link needs from the connection: the Google project or the Huawei region."""
         return None
+
+    def close(self) -> None:
+        """Release what this hook holds for its sync calls (clients, sessions); the shared async ones stay."""
+
+    def __enter__(self: H) -> H:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _undefined_connection(conn_id: str) -> ConfigurationError:

@@ -6,32 +6,18 @@ Every fact about CDM (paths, bodies, states, counters) is in ``airflow_jobstatus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow_jobstatus.core.states import JobStatus
-from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
+from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook, HuaweiService
 from airflow_jobstatus.services import cdm
 from airflow_jobstatus.services.cdm import CdmJobRef
 
 
 class CdmJobHook(HuaweiCloudHook[CdmJobRef]):
-    """CDM job status (sync and async), start, and stop (CDM's cancel)."""
+    """CDM job status (the latest submission's, sync and async), start, and stop (CDM's cancel)."""
 
     service = cdm.NAME
-
-    def get_status(self, ref: CdmJobRef) -> JobStatus:
-        """The latest submission's status."""
-        return cdm.parse(self.send(cdm.status_op(ref)), ref)
-
-    async def aget_status(self, ref: CdmJobRef) -> JobStatus:
-        return cdm.parse(await self.asend(cdm.status_op(ref)), ref)
-
-    def cancel(self, ref: CdmJobRef) -> None:
-        """Stop the job's running submission."""
-        self.send(cdm.stop_op(ref))
-
-    async def acancel(self, ref: CdmJobRef) -> None:
-        await self.asend(cdm.stop_op(ref))
+    api: ClassVar[HuaweiService] = cdm
 
     def start_job(self, ref: CdmJobRef, variables: Mapping[str, Any] | None = None) -> str:
         """Start the job (with optional job variables); the new submission id."""

@@ -6,26 +6,20 @@ Every fact about DLI (paths, bodies, states, subjobs) is in ``airflow_jobstatus.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow_jobstatus.core.states import JobStatus
-from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
+from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook, HuaweiService
 from airflow_jobstatus.services import dli
 from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.services.huawei import Operation
 
 
 class DliJobHook(HuaweiCloudHook[DliJobRef]):
-    """DLI job status (SQL progress or Spark batch state), SQL submission and cancel."""
+    """DLI job status (SQL: one progress call; Spark: the batch state), SQL submission and cancel
+    (BadRequestError when DLI refuses: the job has ended)."""
 
     service = dli.NAME
-
-    def get_status(self, ref: DliJobRef) -> JobStatus:
-        """SQL: one progress call (status, progress, subjobs); Spark: the batch state."""
-        return dli.parse(self.send(dli.status_op(ref)), ref)
-
-    async def aget_status(self, ref: DliJobRef) -> JobStatus:
-        return dli.parse(await self.asend(dli.status_op(ref)), ref)
+    api: ClassVar[HuaweiService] = dli
 
     async def alist_active(self, ref: DliJobRef) -> list[Any]:
         """Every page of the SQL job list for each non-terminal status (coalesced polling)."""
@@ -36,13 +30,6 @@ class DliJobHook(HuaweiCloudHook[DliJobRef]):
                 jobs, page = dli.list_page(page, await self.asend(page))
                 entries.extend(jobs)
         return entries
-
-    def cancel(self, ref: DliJobRef) -> None:
-        """Cancel a SQL job or a Spark batch (BadRequestError when DLI refuses: the job has ended)."""
-        dli.check_cancelled(self.send(dli.cancel_op(ref)), ref)
-
-    async def acancel(self, ref: DliJobRef) -> None:
-        dli.check_cancelled(await self.asend(dli.cancel_op(ref)), ref)
 
     def submit_sql(
         self,

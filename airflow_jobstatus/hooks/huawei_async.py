@@ -12,7 +12,7 @@ import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from airflow_jobstatus.hooks.huawei_config import COUNTERS, HuaweiConfig
+from airflow_jobstatus.hooks.huawei_config import HuaweiConfig
 from airflow_jobstatus.hooks.huawei_responses import Reply
 from airflow_jobstatus.hooks.huawei_signer import SignedRequest
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache
@@ -67,7 +67,6 @@ async def aiohttp_session(url: str, verify_ssl: bool, proxy: str | None) -> aioh
 async def _build_session() -> aiohttp.ClientSession:
     import aiohttp
 
-    COUNTERS["aiohttp_sessions"] += 1
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
         cookie_jar=aiohttp.DummyCookieJar(),

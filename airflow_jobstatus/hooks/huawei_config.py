@@ -1,50 +1,26 @@
 """What a ``huaweicloud`` connection says (``HuaweiConfig``), and the process's cache of parsed connections.
 
-A connection is read once per process per connection id and kept ``CONFIG_TTL_SECONDS`` (the hook
-drops it on an authentication error). ``COUNTERS`` counts what the process created or read; every
-Huawei module updates this one object, and tests and benchmarks read it through ``counters()``.
+A connection is read once per process per connection id and kept ``connection_cache.TTL_SECONDS``
+(``CONFIGS``; the hook drops it on an authentication error).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_jobstatus.core.exceptions import ConfigurationError
-from airflow_jobstatus.hooks.loop_cache import env_connection_key
+from airflow_jobstatus.hooks.connection_cache import ConnectionCache
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 CONN_TYPE = "huaweicloud"
 DEFAULT_CONN_ID = "huaweicloud_default"
-#: How long a connection read stays valid in this process (seconds).
-CONFIG_TTL_SECONDS = 60.0
 _FALSE_STRINGS = frozenset({"false", "0", "no", "off", ""})
 _URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s:]+:[^/@\s]+@")
-
-#: What this process created or read, by kind: "requests_sessions", "aiohttp_sessions",
-#: "connection_reads". Tests check reuse with it.
-COUNTERS: Counter[str] = Counter()
-
-
-def counters() -> dict[str, int]:
-    """A copy of the per-process counters."""
-    return dict(COUNTERS)
-
-
-def _mask(secret: str) -> None:
-    """Register a secret with Airflow's secrets masker so it never shows in logs."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDKs
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(secret)
 
 
 def _as_bool(value: Any, default: bool = True) -> bool:
@@ -77,7 +53,9 @@ def _proxy_url(conn_id: str, value: Any) -> str | None:
             f"Connection {conn_id!r}: 'proxy' must be http(s)://host:port, got {_redact_url(text)!r}."
         )
     if parts.password:
-        _mask(parts.password)
+        from airflow_jobstatus.core.compat import mask_secret
+
+        mask_secret(parts.password)
     return text
 
 
@@ -96,7 +74,7 @@ class HuaweiConfig:
     #: ``http(s)://host:port`` both paths send through; None: the environment's proxy, if any.
     proxy: str | None = field(default=None, repr=False)
     #: What this (cached) config has worked out once and reuses on every request: the proxy per
-    #: endpoint origin. It lives as long as the config (CONFIG_TTL_SECONDS).
+    #: endpoint origin. It lives as long as the config (the connection cache's TTL).
     _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
@@ -111,9 +89,11 @@ class HuaweiConfig:
 
         sk = (conn.password or "").strip()
         token = get("security_token") or None
+        from airflow_jobstatus.core.compat import mask_secret
+
         for secret in (sk, token):
             if secret:
-                _mask(secret)
+                mask_secret(secret)
         ak = (conn.login or "").strip()
         if not ak or not sk:
             raise ConfigurationError(
@@ -181,49 +161,6 @@ class HuaweiConfig:
 
 # ---- the connection read cache ---------------------------------------------------------------------
 
-CacheKey = tuple[str, str]
-
-
-def cache_key(conn_id: str) -> CacheKey:
-    """The connection id, and a digest of its AIRFLOW_CONN_* variable: changing the variable is a miss."""
-    return env_connection_key(conn_id)
-
-
-class _ConfigCache:
-    """Parsed connections by cache key, each valid CONFIG_TTL_SECONDS (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[CacheKey, tuple[float, HuaweiConfig]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: CacheKey) -> HuaweiConfig | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if time.monotonic() - entry[0] >= CONFIG_TTL_SECONDS:
-                del self._entries[key]
-                return None
-            return entry[1]
-
-    def put(self, key: CacheKey, config: HuaweiConfig) -> HuaweiConfig:
-        with self._lock:
-            self._entries[key] = (time.monotonic(), config)
-        return config
-
-    def drop(self, conn_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._entries if k[0] == conn_id]:
-                del self._entries[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-CONFIGS = _ConfigCache()
-
-
-def clear_config_cache() -> None:
-    """Forget every cached connection (tests; a rotated key is otherwise picked up within the TTL)."""
-    CONFIGS.clear()
+#: Parsed connections by ``connection_cache.connection_key(conn_id)``, for every thread and loop of the
+#: process: read once per TTL, dropped on an authentication error.
+CONFIGS: ConnectionCache[tuple[str, str], HuaweiConfig] = ConnectionCache()

@@ -1,11 +1,10 @@
 """The Huawei Cloud transport shared by the CDM and DLI hooks: one signer, two HTTP paths, one response handler.
 
-An ``Operation`` (``services/huawei.py``) is signed by ``sign`` (``huawei_signer.py``: SDK-HMAC-SHA256
+An ``Operation`` (``services/huawei.py``) is signed by ``huawei_signer.sign`` (SDK-HMAC-SHA256
 exactly as the official SDK signs it), sent by ``requests`` (sync, here) or by a shared ``aiohttp``
 session (async, ``huawei_async.py``), and the answer goes through ``handle_response``
 (``huawei_responses.py``) on both paths. The connection (``huawei_config.py``) is read once per
-process per connection id and kept ``CONFIG_TTL_SECONDS`` (dropped on an authentication error).
-This module keeps ``HuaweiCloudHook`` and re-exports the names callers import from it.
+process per connection id and kept for the connection cache's TTL (dropped on an authentication error).
 
 No exception these modules raise keeps another one as its ``__context__``/``__cause__`` (a transport
 error or a body may echo request headers, among them the security token): errors are classified
@@ -16,99 +15,81 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow_jobstatus.core.exceptions import AuthenticationError, ServiceError
+from airflow_jobstatus.core.states import JobStatus
+from airflow_jobstatus.hooks import huawei_signer
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
-from airflow_jobstatus.hooks.huawei_async import (
-    MAX_IN_FLIGHT,
-    SESSIONS,
-    aclose_sessions,
-    aiohttp_exchange,
-    aiohttp_session,
-    route_for,
-)
-from airflow_jobstatus.hooks.huawei_config import (
-    CONFIG_TTL_SECONDS,
-    CONFIGS,
-    CONN_TYPE,
-    COUNTERS,
-    DEFAULT_CONN_ID,
-    CacheKey,
-    HuaweiConfig,
-    cache_key,
-    clear_config_cache,
-    counters,
-)
-from airflow_jobstatus.hooks.huawei_responses import (
-    TRANSIENT_STATUSES,
-    Reply,
-    aiohttp_failure,
-    handle_response,
-    http_error,
-    parse_retry_after,
-    requests_failure,
-)
-from airflow_jobstatus.hooks.huawei_signer import SDK_DATE_FORMAT, USER_AGENT, SignedRequest, sdk_date, sign
+from airflow_jobstatus.hooks.connection_cache import connection_key
+from airflow_jobstatus.hooks.huawei_async import SESSIONS, aiohttp_exchange, aiohttp_session, route_for
+from airflow_jobstatus.hooks.huawei_config import CONFIGS, CONN_TYPE, DEFAULT_CONN_ID, HuaweiConfig
+from airflow_jobstatus.hooks.huawei_responses import Reply, aiohttp_failure, handle_response, requests_failure
 from airflow_jobstatus.hooks.lazy_import import import_modules, locked
+from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services.huawei import Operation
 
 if TYPE_CHECKING:
     import requests
 
-# What callers import from here (tests, benchmarks, the CDM and DLI hooks). The hook calls ``sign``,
-# ``handle_response`` and the failure classifiers through this module's namespace, so patching
-# ``huaweicloud.sign`` reaches it; module state (the caches, ``COUNTERS``, the sessions) lives in
-# one module each and is only referenced here, so e.g. ``CONFIG_TTL_SECONDS`` is patched on
-# ``huawei_config`` and ``sdk_date`` on ``huawei_signer``.
-__all__ = [
-    "CONFIG_TTL_SECONDS",
-    "CONN_TYPE",
-    "COUNTERS",
-    "DEFAULT_CONN_ID",
-    "MAX_IN_FLIGHT",
-    "SDK_DATE_FORMAT",
-    "TRANSIENT_STATUSES",
-    "USER_AGENT",
-    "HuaweiCloudHook",
-    "HuaweiConfig",
-    "SignedRequest",
-    "aclose_sessions",
-    "aiohttp_failure",
-    "clear_config_cache",
-    "counters",
-    "handle_response",
-    "http_error",
-    "parse_retry_after",
-    "requests_failure",
-    "sdk_date",
-    "sign",
-]
+__all__ = ["CONN_TYPE", "DEFAULT_CONN_ID", "HuaweiCloudHook", "HuaweiConfig", "HuaweiService"]
 
-#: Async first reads in progress, per loop per cache key: hooks that start together share one read.
-_LOADS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, asyncio.Future[HuaweiConfig]]] = (
-    weakref.WeakKeyDictionary()
-)
-#: Modules the async path uses, imported once in a worker thread (importing the SDK takes a while).
+#: Modules the async path uses, imported once in a worker thread (importing them takes a while).
 _ASYNC_MODULES = (
     "aiohttp",
     "yarl",
     "requests.utils",  # HuaweiConfig.proxy_for
 )
 _async_imports_done = False
+#: The async modules' import, once per loop, shared by the hooks that need it at the same moment.
+_ASYNC_IMPORTS: PerLoopCache[str, bool] = PerLoopCache()
 
 
-def _import_async_modules() -> None:
+def _import_async_modules() -> bool:
     global _async_imports_done
     import_modules(*_ASYNC_MODULES)  # one thread at a time: see hooks/lazy_import.py
     _async_imports_done = True
+    return True
+
+
+async def _aimport_async_modules() -> None:
+    """Import the async path's modules in a worker thread (never on the event loop)."""
+
+    async def build() -> bool:
+        return await asyncio.to_thread(_import_async_modules)
+
+    await _ASYNC_IMPORTS.get("async", build)
+
+
+class HuaweiService(Protocol):
+    """What a Huawei service module (``services/<service>.py``) declares for its hook: the operations
+    that read and cancel a job, and what their answers mean."""
+
+    def status_op(self, ref: Any, /) -> Operation:
+        """The operation that reads the job."""
+        ...
+
+    def parse(self, data: Mapping[str, Any], ref: Any, /) -> JobStatus:
+        """The status operation's answer as a JobStatus."""
+        ...
+
+    def cancel_op(self, ref: Any, /) -> Operation:
+        """The operation that cancels (stops) the job."""
+        ...
+
+    def check_cancelled(self, data: Mapping[str, Any], ref: Any, /) -> None:
+        """Raise when the cancel operation's answer says the service refused."""
+        ...
 
 
 class HuaweiCloudHook(JobStatusHook[R]):
     """The ``huaweicloud`` connection type's hook, and the base of the CDM and DLI hooks.
 
-    ``send``/``asend`` perform one ``Operation`` and return the answer's JSON object; subclasses
-    build operations with ``services.<service>`` and parse the answers there.
+    ``send``/``asend`` perform one ``Operation`` and return the answer's JSON object; a service hook
+    names its service module (``api``), which builds the operations and reads their answers. The
+    hook owns its sync HTTP session: ``close()`` it (or use the hook as a context manager) when done;
+    a hook dropped without that closes its session when it is garbage-collected.
     """
 
     conn_name_attr = "huaweicloud_conn_id"
@@ -116,6 +97,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
     conn_type = CONN_TYPE
     hook_name = "Huawei Cloud"
     service: ClassVar[str] = ""
+    api: ClassVar[HuaweiService]
 
     def __init__(
         self,
@@ -126,6 +108,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         super().__init__(huaweicloud_conn_id, timeout=timeout, **kwargs)
         self.huaweicloud_conn_id = self.conn_id
         self._session: requests.Session | None = None
+        self._close_session: weakref.finalize[Any, Any] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(huaweicloud_conn_id={self.conn_id!r}, timeout={self.timeout})"
@@ -135,32 +118,26 @@ class HuaweiCloudHook(JobStatusHook[R]):
     @property
     def config(self) -> HuaweiConfig:
         """The connection, from the process cache or read now (blocking: use ``aconfig`` from async code)."""
-        key = cache_key(self.conn_id)
-        return CONFIGS.get(key) or CONFIGS.put(key, self._read_config())
+        return CONFIGS.load(connection_key(self.conn_id), self._read_config)
 
     def _read_config(self) -> HuaweiConfig:
-        COUNTERS["connection_reads"] += 1
         return HuaweiConfig.from_connection(self.fetch_connection())
 
     async def aconfig(self) -> HuaweiConfig:
-        """``config`` without blocking the loop: a first read (and the SDK import) runs in a worker thread,
-        shared by every hook of this loop that needs it at the same time."""
-        key = cache_key(self.conn_id)
-        cached = CONFIGS.get(key)
-        if cached is not None and _async_imports_done:
-            return cached
-        loads = _LOADS.setdefault(asyncio.get_running_loop(), {})
-        load = loads.get(key)
-        if load is None:
-            load = loads[key] = asyncio.ensure_future(asyncio.to_thread(self._load_for_async))
-            load.add_done_callback(lambda done: loads.pop(key, None) if loads.get(key) is done else None)
-        return await asyncio.shield(load)
+        """``config`` without blocking the loop: a first read (and the async path's imports) runs in a
+        worker thread, shared by every hook of this loop that needs it at the same time."""
+        if not _async_imports_done:
+            await _aimport_async_modules()
+        key = connection_key(self.conn_id)
+        return CONFIGS.get(key) or await CONFIGS.aload(key, self._aread_config)
 
-    def _load_for_async(self) -> HuaweiConfig:
+    async def _aread_config(self) -> HuaweiConfig:
+        return await asyncio.to_thread(self._read_config_locked)
+
+    def _read_config_locked(self) -> HuaweiConfig:
         # Worker thread: the first read imports lazily (proxies, secrets backends), one thread at a time.
         with locked():
-            _import_async_modules()
-            return self.config
+            return self._read_config()
 
     def console_scope(self) -> str | None:
         """The connection's region (the Huawei console needs it)."""
@@ -190,6 +167,20 @@ class HuaweiCloudHook(JobStatusHook[R]):
             self.log.info("%s: %s for %s done.", self.service.upper(), op.action, op.job_id)
         return data
 
+    # -- the contract: the service module's operations ------------------------------------------------
+
+    def get_status(self, ref: R) -> JobStatus:
+        return self.api.parse(self.send(self.api.status_op(ref)), ref)
+
+    async def aget_status(self, ref: R) -> JobStatus:
+        return self.api.parse(await self.asend(self.api.status_op(ref)), ref)
+
+    def cancel(self, ref: R) -> None:
+        self.api.check_cancelled(self.send(self.api.cancel_op(ref)), ref)
+
+    async def acancel(self, ref: R) -> None:
+        self.api.check_cancelled(await self.asend(self.api.cancel_op(ref)), ref)
+
     # -- sync: requests -------------------------------------------------------------------------------
 
     @property
@@ -198,12 +189,18 @@ class HuaweiCloudHook(JobStatusHook[R]):
         if self._session is None:
             import requests
 
-            self._session = requests.Session()
+            session = self._session = requests.Session()
             # Settings come from the connection only, as on the async path: no .netrc auth (it would
             # replace the signature), no environment CA bundle; proxies are passed per request.
-            self._session.trust_env = False
-            COUNTERS["requests_sessions"] += 1
+            session.trust_env = False
+            self._close_session = weakref.finalize(self, session.close)  # a hook never closed
         return self._session
+
+    def close(self) -> None:
+        """Close this hook's HTTP session and its pooled connections (a later call opens a new one)."""
+        closer, self._close_session, self._session = self._close_session, None, None
+        if closer is not None:
+            closer()
 
     def get_conn(self) -> requests.Session:
         return self.session
@@ -213,7 +210,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         import requests
 
         config = self.config
-        signed = sign(op, config, config.endpoint(self.service))
+        signed = huawei_signer.sign(op, config, config.endpoint(self.service))
         proxy = config.proxy_for(signed.url)
         failure: ServiceError | None = None
         try:
@@ -244,7 +241,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
 
         config = await self.aconfig()
         endpoint, proxy, key = route_for(config, self.service)
-        signed = sign(op, config, endpoint)
+        signed = huawei_signer.sign(op, config, endpoint)
         session = SESSIONS.values().get(key)
         if session is None or session.closed:
             session = await aiohttp_session(signed.url, config.verify_ssl, proxy)

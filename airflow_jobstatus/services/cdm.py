@@ -71,8 +71,13 @@ def start_op(ref: CdmJobRef, variables: Mapping[str, Any] | None = None) -> Oper
     return Operation("start job", "PUT", ref._path("start"), ref.display_id, body=body, log_done=False)
 
 
-def stop_op(ref: CdmJobRef) -> Operation:
+def cancel_op(ref: CdmJobRef) -> Operation:
+    """CDM's cancel: Stop Job stops the job's running submission."""
     return Operation("stop job", "PUT", ref._path("stop"), ref.display_id, body={}, body_required=False)
+
+
+def check_cancelled(data: Mapping[str, Any], ref: CdmJobRef) -> None:
+    """A stop's 2xx answer is its acceptance: there is nothing more in it to check (errors are statuses)."""
 
 
 def _latest(submissions: list[Any], job_id: str) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus.core.exceptions import ConfigurationError
-from airflow_jobstatus.hooks import gcp
+from airflow_jobstatus.hooks import gcp, huawei_config
 from airflow_jobstatus.hooks.connection_cache import TTL_SECONDS, ConnectionCache, connection_key
 from airflow_jobstatus.services.google import impersonation_chain
 
@@ -29,9 +29,9 @@ def cache(ttl: float = 60.0) -> tuple[ConnectionCache[tuple[str, ...], str], Clo
     return ConnectionCache(ttl, clock=clock), clock
 
 
-def test_the_google_hooks_use_it_with_the_documented_ttl() -> None:
-    assert isinstance(gcp.CONNECTIONS, ConnectionCache)
-    assert gcp.CONNECTIONS.ttl == TTL_SECONDS == 60.0
+def test_both_clouds_use_it_with_the_documented_ttl() -> None:
+    assert isinstance(gcp.CONNECTIONS, ConnectionCache) and isinstance(huawei_config.CONFIGS, ConnectionCache)
+    assert gcp.CONNECTIONS.ttl == huawei_config.CONFIGS.ttl == TTL_SECONDS == 60.0
 
 
 def test_a_read_is_kept_for_the_ttl_then_read_again() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.hooks import gcp, huaweicloud
+from airflow_jobstatus.hooks import gcp, huawei_async
 from airflow_jobstatus.simulator import Simulator
 from airflow_jobstatus.simulator.vertex_grpc import vertex_available
 from airflow_jobstatus.triggers.coalescing import active_pollers
@@ -108,7 +108,7 @@ async def wait_all(case_name: str, ids: list[str], coalesce: bool) -> list[dict[
     finally:
         assert active_pollers() == {}  # every trigger's end left its poller
         await gcp.aclose_shared_clients()
-        await huaweicloud.aclose_sessions()
+        await huawei_async.aclose_sessions()
 
 
 def outcome(payload: dict[str, Any]) -> tuple[Any, ...]:
@@ -167,7 +167,7 @@ def test_the_list_reads_every_page_of_active_jobs_only(
             return [coalescing.entry_id(e) for e in await make_hook(service).alist_active(ref)]
         finally:
             await gcp.aclose_shared_clients()
-            await huaweicloud.aclose_sessions()
+            await huawei_async.aclose_sessions()
 
     ids = asyncio.run(listed())
     assert sorted(ids) == [f"run-{i:03d}" for i in range(250)]

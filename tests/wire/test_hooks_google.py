@@ -382,6 +382,14 @@ def test_sync_client_built_once_per_hook(sim, monkeypatch) -> None:
     assert hook._sync_clients is None
 
 
+def test_a_hook_used_as_a_context_manager_closes_its_clients(sim) -> None:
+    sim.add_job("dataproc", "job-1", [{"state": "RUNNING"}])
+    with DataprocJobHook() as hook:
+        hook.get_status(ref("dataproc"))
+        assert hook._sync_clients
+    assert hook._sync_clients is None
+
+
 async def test_async_clients_shared_one_channel_per_loop(sim, monkeypatch) -> None:
     channels = counting(monkeypatch, "_new_async_channel")
     for service in HOOKS:

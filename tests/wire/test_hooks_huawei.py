@@ -27,11 +27,12 @@ from airflow_jobstatus.core.exceptions import (
     TransientServiceError,
 )
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.hooks import huawei_config, huaweicloud
+from airflow_jobstatus.hooks import huawei_async, huawei_signer
 from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.hooks.dli import DliJobHook
-from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook, HuaweiConfig
+from airflow_jobstatus.hooks.huawei_config import CONFIGS, HuaweiConfig
+from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook
 from airflow_jobstatus.services import cdm, dli
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
@@ -45,16 +46,16 @@ TOKEN = "temporary-security-token-5678"
 
 @pytest.fixture(autouse=True)
 def _fresh_config_cache() -> Iterator[None]:
-    huaweicloud.clear_config_cache()
+    CONFIGS.clear()
     yield
-    huaweicloud.clear_config_cache()
+    CONFIGS.clear()
 
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="function")
 async def _close_sessions() -> AsyncIterator[None]:
     """Close the aiohttp sessions the test's loop made (they live as long as their loop otherwise)."""
     yield
-    await huaweicloud.aclose_sessions()
+    await huawei_async.aclose_sessions()
 
 
 def ref(service: str, job_id: str, job_type: str = "sql") -> Any:
@@ -460,13 +461,13 @@ async def test_wrong_sk_is_an_authentication_error_sent_once(
     monkeypatch: pytest.MonkeyPatch, sim: Simulator, path: str
 ) -> None:
     signed: list[str] = []
-    original = huaweicloud.sign
+    original = huawei_signer.sign
 
     def counting_sign(op: Any, config: Any, endpoint: str) -> Any:
         signed.append(op.job_id)
         return original(op, config, endpoint)
 
-    monkeypatch.setattr(huaweicloud, "sign", counting_sign)
+    monkeypatch.setattr(huawei_signer, "sign", counting_sign)
     conn_id = set_conn(monkeypatch, sim, "hw_wrong_sk", password=WRONG_SK)
     for service in ("cdm", "dli"):
         sim.add_job(service, "j", [{"state": "RUNNING"}])
@@ -598,7 +599,7 @@ async def test_security_token_is_sent(monkeypatch: pytest.MonkeyPatch, sim: Simu
     headers = {k.lower(): v for k, v in last["headers"].items()}
     assert headers["x-security-token"] == TOKEN
     assert headers["x-project-id"] == sim.core.project_id
-    assert headers["user-agent"] == huaweicloud.USER_AGENT
+    assert headers["user-agent"] == huawei_signer.USER_AGENT
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -636,15 +637,62 @@ async def test_environment_proxy_and_no_proxy_apply_to_both_paths(
 # ---- sessions: created once, shared ----------------------------------------------------------------
 
 
-def test_sync_session_built_once_per_hook(sim: Simulator) -> None:
+def counting_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``requests.Session`` the hooks open from now on, closed ones included."""
+    import requests
+
+    opened: list[Any] = []
+
+    class Session(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.closed = False
+            opened.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    monkeypatch.setattr(requests, "Session", Session)
+    return opened
+
+
+def test_sync_session_built_once_per_hook(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
     sim.add_job("cdm", "c", [{"state": "RUNNING"}])
-    before = huaweicloud.counters().get("requests_sessions", 0)
+    opened = counting_sessions(monkeypatch)
     hook = CdmJobHook()
     for _ in range(3):
         hook.get_status(ref("cdm", "c"))
     hook.cancel(ref("cdm", "c"))
-    assert huaweicloud.counters()["requests_sessions"] == before + 1
+    assert len(opened) == 1
     assert hook.get_conn() is hook.session
+    hook.close()
+    assert opened[0].closed and hook._session is None
+
+
+def test_the_hook_closes_its_session(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
+    """As a context manager, by close(), and when a hook nobody closed is collected: no leaked session."""
+    import gc
+
+    sim.add_job("dli", "s", [{"state": "RUNNING"}])
+    opened = counting_sessions(monkeypatch)
+    with DliJobHook() as hook:
+        hook.get_status(ref("dli", "s"))
+        assert not opened[0].closed
+    assert opened[0].closed
+    assert hook.get_status(ref("dli", "s")).native_state == "RUNNING"  # a closed hook opens a new one
+    assert len(opened) == 2
+    hook.close()
+    hook.close()  # twice is harmless
+    assert opened[1].closed
+
+    forgotten = DliJobHook()
+    forgotten.get_status(ref("dli", "s"))
+    del forgotten
+    gc.collect()
+    assert opened[2].closed
+    CdmJobHook().close()  # a hook that never opened a session has nothing to close
+    assert len(opened) == 3
 
 
 async def test_async_session_shared_by_hooks_and_services(
@@ -652,25 +700,29 @@ async def test_async_session_shared_by_hooks_and_services(
 ) -> None:
     sim.add_job("cdm", "c", [{"state": "RUNNING"}])
     sim.add_job("dli", "d", [{"state": "RUNNING"}])
-    before = huaweicloud.counters().get("aiohttp_sessions", 0)
+
+    def sessions() -> int:
+        return len(huawei_async.SESSIONS.values())
+
+    before = sessions()
     for _ in range(3):
         for hook in (CdmJobHook(), CdmJobHook(timeout=5)):
             await hook.aget_status(ref("cdm", "c"))
         await DliJobHook().aget_status(ref("dli", "d"))
     await DliJobHook().acancel(ref("dli", "d"))
     # The simulator serves CDM and DLI at one origin: one session for all of them.
-    assert huaweicloud.counters()["aiohttp_sessions"] == before + 1
+    assert sessions() == before + 1
     # Another verify_ssl (or proxy) is another pool.
     insecure = set_conn(monkeypatch, sim, "hw_insecure", verify_ssl=False)
     await CdmJobHook(insecure).aget_status(ref("cdm", "c"))
-    assert huaweicloud.counters()["aiohttp_sessions"] == before + 2
+    assert sessions() == before + 2
 
 
 # ---- the connection is read once per process (within the TTL) -------------------------------------
 
 
 def reads() -> int:
-    return huaweicloud.counters().get("connection_reads", 0)
+    return CONFIGS.reads
 
 
 def test_connection_read_once_for_many_sync_hooks(sim: Simulator) -> None:
@@ -699,7 +751,7 @@ async def test_connection_reread_after_the_ttl(
     monkeypatch: pytest.MonkeyPatch, sim: Simulator, path: str
 ) -> None:
     sim.add_job("dli", "r", [{"state": "RUNNING"}])
-    monkeypatch.setattr(huawei_config, "CONFIG_TTL_SECONDS", 0.0)  # the cache reads it there
+    monkeypatch.setattr(CONFIGS, "ttl", 0.0)
     before = reads()
     for _ in range(3):
         await read(DliJobHook(), path, ref("dli", "r"))

@@ -20,15 +20,15 @@ from airflow_jobstatus.core.exceptions import (
     ServiceError,
     TransientServiceError,
 )
-from airflow_jobstatus.hooks import huawei_signer, huaweicloud
-from airflow_jobstatus.hooks.huaweicloud import (
-    HuaweiConfig,
+from airflow_jobstatus.hooks import huawei_signer
+from airflow_jobstatus.hooks.huawei_config import HuaweiConfig
+from airflow_jobstatus.hooks.huawei_responses import (
     aiohttp_failure,
     handle_response,
     parse_retry_after,
     requests_failure,
-    sign,
 )
+from airflow_jobstatus.hooks.huawei_signer import SignedRequest, sign
 from airflow_jobstatus.services import cdm, dli
 from airflow_jobstatus.services.cdm import CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
@@ -67,7 +67,7 @@ def classify(
 # ---- the signer: the SDK's algorithm, checked against the SDK itself and the simulator's verifier ----
 
 
-def as_received(signed: huaweicloud.SignedRequest) -> dict[str, Any]:
+def as_received(signed: SignedRequest) -> dict[str, Any]:
     """The signed request as the simulator's server receives it."""
     from urllib.parse import urlsplit
 
@@ -105,7 +105,7 @@ def test_signature_is_valid_for_the_gateway(op: Operation) -> None:
     received = as_received(signed)
     assert check_signature(received, CONFIG.ak, SK) is None
     assert check_signature(received, CONFIG.ak, "another-sk") == "verify aksk signature fail"
-    tampered = as_received(huaweicloud.SignedRequest(signed.method, signed.url, signed.headers, b'{"x":1}'))
+    tampered = as_received(SignedRequest(signed.method, signed.url, signed.headers, b'{"x":1}'))
     if op.body is not None:
         assert check_signature(tampered, CONFIG.ak, SK) == "verify aksk signature fail"
 
@@ -141,7 +141,7 @@ SIGNED_OPS = {
 }
 
 
-def sdk_sign(op: Operation, config: HuaweiConfig, endpoint: str, date: str) -> huaweicloud.SignedRequest:
+def sdk_sign(op: Operation, config: HuaweiConfig, endpoint: str, date: str) -> SignedRequest:
     """The same request signed by the official SDK (``BasicCredentials.sign_request``) at ``date``."""
     from urllib.parse import urlsplit
 
@@ -155,7 +155,7 @@ def sdk_sign(op: Operation, config: HuaweiConfig, endpoint: str, date: str) -> h
     payload = None if op.body is None else json.dumps(op.body, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
-        "User-Agent": huaweicloud.USER_AGENT,
+        "User-Agent": huawei_signer.USER_AGENT,
         **dict(op.extra_headers),
     }
     if not any(k.lower() == "x-sdk-date" for k in headers):
@@ -175,7 +175,7 @@ def sdk_sign(op: Operation, config: HuaweiConfig, endpoint: str, date: str) -> h
         )
     )
     sent = {str(k): str(v) for k, v in request.header_params.items()}
-    return huaweicloud.SignedRequest(op.method, request.url, sent, payload)
+    return SignedRequest(op.method, request.url, sent, payload)
 
 
 @pytest.mark.parametrize("config", [CONFIG, WITHOUT_TOKEN], ids=["token", "no-token"])
@@ -192,7 +192,7 @@ def test_signature_is_the_sdks(
     assert sign(op, config, endpoint) == ours  # the second time through the per-config memo
     if not any(k.lower() in ("host", "x-sdk-date") for k, _ in op.extra_headers):
         on_the_wire = {k: v.encode("iso-8859-1").decode("utf-8") for k, v in ours.headers.items()}
-        received = as_received(huaweicloud.SignedRequest(ours.method, ours.url, on_the_wire, ours.body))
+        received = as_received(SignedRequest(ours.method, ours.url, on_the_wire, ours.body))
         if not received["headers"].get("content-type", "").startswith("application/json"):
             return  # UNSIGNED-PAYLOAD: the simulator checks a JSON API's bodies
         now = datetime(2026, 12, 1, 10, 11, 12, tzinfo=timezone.utc).timestamp()
@@ -200,7 +200,7 @@ def test_signature_is_the_sdks(
 
 
 def test_sdk_date_is_utc_now() -> None:
-    when = datetime.strptime(huaweicloud.sdk_date(), huaweicloud.SDK_DATE_FORMAT)
+    when = datetime.strptime(huawei_signer.sdk_date(), huawei_signer.SDK_DATE_FORMAT)
     assert abs(when.replace(tzinfo=timezone.utc).timestamp() - datetime.now(timezone.utc).timestamp()) < 5
 
 
@@ -496,7 +496,17 @@ def test_aiohttp_failures_are_transient() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["huaweicloud", "huawei_config", "huawei_signer", "huawei_responses", "huawei_async", "cdm", "dli"],
+    [
+        "huaweicloud",
+        "huawei_config",
+        "huawei_signer",
+        "huawei_responses",
+        "huawei_async",
+        "connection_cache",
+        "loop_cache",
+        "cdm",
+        "dli",
+    ],
 )
 def test_heavy_libraries_are_imported_lazily(module: str) -> None:
     """No module-level import of the SDK, aiohttp, yarl or requests (outside TYPE_CHECKING); no httpx at all."""
