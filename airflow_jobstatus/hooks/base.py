@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook
 
+from airflow_jobstatus.core import dotted
 from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services import get_service
@@ -97,8 +97,8 @@ def _undefined_connection(conn_id: str) -> ConfigurationError:
 
 def hook_class(service: str) -> type[JobStatusHook[Any]]:
     """The hook class for ``service``, imported on first use."""
-    module_name, _, class_name = get_service(service).hook.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    cls: type[JobStatusHook[Any]] = dotted.load(get_service(service).hook)
+    return cls
 
 
 def make_hook(service: str, conn_id: str | None = None, **kwargs: Any) -> JobStatusHook[Any]:

@@ -133,10 +133,6 @@ class ServiceSpec:
     def table(self, job_type: str | None = None) -> NativeStateTable:
         return self.tables.get(job_type or "") or next(iter(self.tables.values()))
 
-    def native_states(self) -> dict[str, tuple[str, ...]]:
-        """Every native state name the service documents, by job type."""
-        return {jt: tuple(t.table) for jt, t in self.tables.items()}
-
     def ref(self, data: Mapping[str, Any] | JobRef) -> JobRef:
         """A typed reference from its dict form (or itself)."""
         if isinstance(data, self.ref_type):

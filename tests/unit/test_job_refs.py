@@ -109,3 +109,13 @@ def test_cdm_paths_quote_the_job_name():
 
     op = status_op(CdmJobRef(cluster_id="c/1", job_name="a b?x"))
     assert op.path == "/v1.1/{project_id}/clusters/c%2F1/cdm/job/a%20b%3Fx/status"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_registry_names_each_service_hook(service):
+    """``hook_class`` loads the registry's dotted path (``core.dotted``) and the hook serves its service."""
+    from airflow_jobstatus.hooks.base import JobStatusHook, hook_class
+
+    cls = hook_class(service)
+    assert issubclass(cls, JobStatusHook) and cls.service == service
+    assert f"{cls.__module__}.{cls.__qualname__}" == get_service(service).hook
