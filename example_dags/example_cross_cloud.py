@@ -38,12 +38,18 @@ def submit_dataproc_job(**context: Any) -> str:
     return DataprocJobHook("google_cloud_default").submit_job(job, region=params["region"])
 
 
+#: Spark job states a DLI subjob does not leave.
+SUBJOB_FINAL_STATES = ("SUCCEEDED", "FAILED")
+
+
 @task
 def summarize(**context: Any) -> dict[str, Any]:
-    """Print and return what each step reported: CDM counters, DLI progress and subjobs."""
+    """Print and return what each step reported: CDM counters, the DLI job's final state and subjobs."""
     ti = context["ti"]
     summary = {
         "cdm_counters": ti.xcom_pull(task_ids="cdm_migration", key="counters"),
+        "dli_job_id": ti.xcom_pull(task_ids="dli_sql", key="job_id"),
+        "dli_status": ti.xcom_pull(task_ids="dli_sql", key="status"),
         "dli_progress": ti.xcom_pull(task_ids="dli_sql", key="progress"),
         "dli_sub_jobs": ti.xcom_pull(task_ids="dli_sql", key="sub_jobs"),
         "dli_progress_history": ti.xcom_pull(task_ids="dli_sql", key="progress_history"),
@@ -52,9 +58,21 @@ def summarize(**context: Any) -> dict[str, Any]:
     }
     counters = summary["cdm_counters"] or {}
     print(f"CDM: {counters.get('rows_written', 0)} rows written of {counters.get('rows_read', 0)} read")
+    progress = summary["dli_progress"]
+    percent = f", progress {progress:.0%}" if isinstance(progress, int | float) else ""
+    print(f"DLI job {summary['dli_job_id']} {summary['dli_status']}{percent}")
+    # DLI lists a job's subjobs only while it runs: ``sub_jobs`` is the last list the wait saw, so a
+    # subjob may be caught before its end. Its final state is printed when the list has it.
     for sub in summary["dli_sub_jobs"] or []:
-        done, total = sub.get("num_completed_tasks", 0), sub.get("num_tasks", 0)
-        print(f"DLI subjob {sub.get('id')} {sub.get('status')}: {done}/{total} tasks")
+        state = sub.get("status")
+        tasks = f"{sub.get('num_completed_tasks', 0)}/{sub.get('num_tasks', 0)} tasks"
+        if state in SUBJOB_FINAL_STATES:
+            print(f"DLI subjob {sub.get('id')} {state}: {tasks}")
+        else:
+            print(
+                f"DLI subjob {sub.get('id')}: last seen {state} at {tasks}, before the job ended "
+                "(DLI stops listing subjobs once the job has ended)"
+            )
     print(
         f"Dataproc job {summary['dataproc_job_id']}; Vertex AI batch prediction {summary['vertex_ai_state']}"
     )
