@@ -1,8 +1,10 @@
 """Start a Huawei Cloud CDM job, then wait for it in the triggerer with the deferrable sensor.
 
 The operator could wait itself (see example_cross_cloud.py); here it only starts the job, to show
-the sensor. Defaults match the simulator's demo CDM job; POLL_INTERVAL is 1 s because simulated
-jobs last seconds (use 30-60 s for real migrations).
+the sensor. The default job is the simulator's ``sim-cluster/sim-cdm-sensor-job``, not the
+cross-cloud example's ``sim-cdm-job``: CDM refuses to start a job that is running ("Cdm.0104 ... is
+running"), so two DAGs starting one job collide. POLL_INTERVAL is 1 s because simulated jobs last
+seconds (use 30-60 s for real migrations).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ with DAG(
     tags=["example", "airflow-jobstatus", "cdm"],
     params={
         "cluster_id": Param("sim-cluster", type="string", minLength=1),
-        "job_name": Param("sim-cdm-job", type="string", minLength=1),
+        "job_name": Param("sim-cdm-sensor-job", type="string", minLength=1),
     },
 ) as dag:
     start = CdmStartJobOperator(
