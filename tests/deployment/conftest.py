@@ -31,7 +31,24 @@ from tests.deployment.harness import (
 )
 from tests.deployment.plan import FAILOVER_SIZE, FLEET_SIZE, RACE_SIZE
 
-DAG_IDS = ("deploy_fleet", "deploy_failover", "deploy_race", "deploy_user_kill", "deploy_worker_loss")
+#: The example DAGs (example_dags/, the second bundle) that test_examples.py runs.
+EXAMPLE_DAG_IDS = (
+    "example_jobstatus_dataproc",
+    "example_jobstatus_dataflow",
+    "example_jobstatus_vertex_ai",
+    "example_jobstatus_cdm",
+    "example_jobstatus_dli",
+    "example_jobstatus_cross_cloud",
+)
+DAG_IDS = (
+    "deploy_fleet",
+    "deploy_failover",
+    "deploy_race",
+    "deploy_user_kill",
+    "deploy_warm_up",
+    "deploy_worker_loss",
+    *EXAMPLE_DAG_IDS,
+)
 STARTUP_TIMEOUT = 300.0
 #: Lowered so the survivor takes a dead triggerer's triggers over within seconds (defaults: 30 s, 5 s).
 TRIGGERER_HEALTH_CHECK_THRESHOLD = 15
@@ -60,6 +77,11 @@ SETTINGS = {
     "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8",
     # Two api-server workers: every task process talks to the execution API (start, XCom, defer, finish).
     "AIRFLOW__API__WORKERS": "2",
+    # A task's supervisor gives up on the execution API after 5 retries of a 5 s read (the default):
+    # a fresh api-server worker on this loaded 2-core machine once took 33 s for its first requests
+    # (`PATCH .../run`), and the tasks failed before they started. Airflow: "Increase this value if
+    # you experience timeout errors under high load."
+    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
     # Each task process would otherwise import Airflow's task SDK, the provider and its service's SDK
     # (Vertex AI alone takes seconds): LocalExecutor workers start from a forkserver that has them.
     "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
@@ -137,6 +159,8 @@ def airflow(deploy_root: Path, postgres: Postgres, simulator: SimProc) -> Iterat
         errors = af.get("/importErrors")
         assert not errors["import_errors"], json.dumps(errors["import_errors"], indent=1)[:3000]
         METRICS.setdefault("_session", {})["startup_s"] = round(time.monotonic() - started, 1)
+        af.warm_up()
+        METRICS["_session"]["warm_up"] = af.warm_ups
         yield af
     finally:
         session = METRICS.setdefault("_session", {})
@@ -150,9 +174,14 @@ def airflow(deploy_root: Path, postgres: Postgres, simulator: SimProc) -> Iterat
 def deployment(airflow: Airflow, request: pytest.FixtureRequest) -> Iterator[Airflow]:
     """The session's deployment, checked alive and with two triggerers before each scenario."""
     airflow.check_alive()
+    restarted = False
     for name in ("triggerer-1", "triggerer-2"):
         if name not in airflow.procs:  # replaced after a scenario killed it
             airflow.start_triggerer(name)
+            restarted = True
+    if restarted:
+        airflow.warm_up()
+        METRICS.setdefault("_session", {})["warm_up"] = airflow.warm_ups
     airflow.sim.reset()
     yield airflow
     report = getattr(request.node, "rep_call", None)

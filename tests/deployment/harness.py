@@ -40,6 +40,9 @@ from tenacity import (
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DAGS = HERE / "dags"
+#: The provider's example DAGs, parsed from the repository as a second DAG bundle (never copied).
+EXAMPLE_DAGS = REPO / "example_dags"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 T = TypeVar("T")
 #: Scenario name → what it measured; printed at the end of the run (conftest.pytest_terminal_summary).
@@ -157,6 +160,20 @@ class Proc:
     def stop(self, grace: float = 20.0) -> None:
         stop_session(self.pid, grace)
         self.reap()
+
+    def pause(self) -> list[psutil.Process]:
+        """SIGSTOP every process of the session (a frozen node: alive, silent); returns them for ``resume``."""
+        members = self.members()
+        for member in members:
+            with suppress(psutil.NoSuchProcess):
+                member.suspend()
+        return members
+
+    @staticmethod
+    def resume(members: list[psutil.Process]) -> None:
+        for member in members:
+            with suppress(psutil.NoSuchProcess):
+                member.resume()
 
     def kill(self) -> None:
         """SIGKILL every process of the session at once (a lost node), and reap the leader."""
@@ -422,6 +439,8 @@ class Airflow:
     api_port: int
     procs: dict[str, Proc] = field(default_factory=dict)
     triggerer_jobs: dict[str, int] = field(default_factory=dict)
+    warm_ups: list[dict[str, Any]] = field(default_factory=list)
+    warm_triggerers: set[int] = field(default_factory=set)  # TriggererJob ids that ran a warm-up wait
     api: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -441,6 +460,17 @@ class Airflow:
             PYTHONPATH=str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             AIRFLOW_HOME=str(home),
             AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+            # The harness's DAGs (the dags folder) and the example DAGs, each its own bundle.
+            AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(
+                [
+                    {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                    {
+                        "name": "example-dags",
+                        "classpath": LOCAL_BUNDLE,
+                        "kwargs": {"path": str(EXAMPLE_DAGS)},
+                    },
+                ]
+            ),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
@@ -498,6 +528,83 @@ class Airflow:
         )
         return proc
 
+    def warm_up(self, attempts: int = 10, timeout: float = 300.0) -> dict[str, Any]:
+        """Until every live triggerer has run a wait: one wait at a time, on whichever triggerer takes it.
+
+        A triggerer builds Airflow's in-process execution API on the first request its trigger runner
+        sends it (here: a sensor's console link, pushed from the triggerer), in the loop that also
+        heartbeats: on this 2-core machine under load that took 15-44 s, past the harness's
+        ``triggerer_health_check_threshold``, so the other triggerer took its triggers over (and
+        Airflow 3.3.2 calls ``on_kill`` on the copies the first one cancels when it comes back,
+        apache/airflow#73454: operators' jobs cancelled). Paid here, with nothing else running; then
+        every heartbeat is fresh again before a scenario starts.
+        """
+        started = time.monotonic()
+        live = {
+            n: self.triggerer_jobs[n] for n, p in self.procs.items() if n in self.triggerer_jobs and p.alive()
+        }
+        warm: set[int] = set(self.warm_triggerers)
+        runs = 0
+        while not set(live.values()) <= warm and runs < attempts:
+            runs += 1
+            job_id = f"warm-up-{len(self.warm_triggerers)}-{runs}-{int(time.time())}"
+            self.sim.add_job("dataproc", job_id, [{"state": "DONE"}])
+            # The warm ones frozen until the trigger is assigned (< 10 s: well within the health check),
+            # so a cold one takes it.
+            frozen = [m for n, j in live.items() if j in warm for m in self.procs[n].pause()]
+            try:
+                run_id = self.trigger("deploy_warm_up", conf={"job_id": job_id})
+                deadline = time.monotonic() + 10
+                while (
+                    frozen
+                    and time.monotonic() < deadline
+                    and not self.db.query(
+                        "SELECT 1 FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id WHERE "
+                        "ti.dag_id = 'deploy_warm_up' AND ti.run_id = %s AND t.triggerer_id IS NOT NULL",
+                        run_id,
+                    )
+                ):
+                    time.sleep(0.5)
+            finally:
+                Proc.resume(frozen)
+
+            def finished(run_id: str = run_id) -> str | None:
+                self.check_alive()
+                rows = self.db.query(
+                    "SELECT state FROM dag_run WHERE dag_id = 'deploy_warm_up' AND run_id = %s", run_id
+                )
+                return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
+
+            state = wait_for("a warm-up wait", finished, timeout, interval=1, on_fail=self.diagnostics)
+            if state != "success":
+                pytest.fail(f"the warm-up wait ended {state}:\n{self.diagnostics()}")
+            logs = self.home / "logs" / "dag_id=deploy_warm_up" / f"run_id={run_id}" / "task_id=wait"
+            warm |= {
+                int(m) for f in logs.glob("*.trigger.*.log") if (m := f.name.rsplit(".", 2)[-2]).isdigit()
+            }
+        self.warm_triggerers = warm
+        cold = sorted(n for n, j in live.items() if j not in warm)
+        if cold:
+            pytest.fail(
+                f"no warm-up wait ran on {cold} ({live}) in {runs} attempts (ran on: {sorted(warm)}):\n"
+                + self.diagnostics()
+            )
+        settle_from = time.time()
+
+        def heartbeats_fresh() -> bool:
+            rows = self.db.query(
+                "SELECT id, extract(epoch FROM latest_heartbeat) FROM job WHERE id = ANY(%s)",
+                list(live.values()),
+            )
+            return len(rows) == len(live) and all(float(t) > settle_from for _, t in rows)
+
+        wait_for(
+            "every triggerer to heartbeat after the warm-up", heartbeats_fresh, 120, on_fail=self.diagnostics
+        )
+        cost = {"runs": runs, "s": round(time.monotonic() - started, 1), "triggerers": sorted(live)}
+        self.warm_ups.append(cost)
+        return cost
+
     def check_alive(self) -> None:
         dead = [
             f"{n} (exit {p.popen.returncode}):\n{log_tail(p.log)}"
@@ -551,6 +658,51 @@ class Airflow:
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def lock_waits(self, longer_than: float = 5.0) -> list[dict[str, Any]]:
+        """Sessions waiting on a lock for more than ``longer_than`` s, each with the sessions blocking it.
+
+        Every session is named by the OS process holding its client socket (``pid``, command line),
+        found from its client port, so a lock held by a task or a component's child shows whose it is.
+        """
+        rows = self.db.query(
+            "SELECT pid, client_port, state, wait_event_type, extract(epoch FROM now() - query_start), "
+            "extract(epoch FROM now() - xact_start), left(query, 300), pg_blocking_pids(pid) "
+            "FROM pg_stat_activity WHERE datname = %s",
+            self.db.database,
+        )
+        sessions = {
+            row[0]: {
+                "backend": row[0],
+                "state": row[2],
+                "wait": row[3],
+                "query_s": round(float(row[4] or 0), 1),
+                "xact_s": round(float(row[5] or 0), 1),
+                "query": row[6],
+                "process": self._process_on_port(row[1]),
+            }
+            for row in rows
+        }
+        waits = []
+        for row in rows:
+            if row[3] == "Lock" and float(row[4] or 0) > longer_than:
+                waits.append(
+                    {**sessions[row[0]], "blocked_by": [sessions.get(b, {"backend": b}) for b in row[7]]}
+                )
+        return waits
+
+    @staticmethod
+    def _process_on_port(port: int | None) -> str | None:
+        if not port:
+            return None
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.pid:
+                try:
+                    proc = psutil.Process(conn.pid)
+                    return f"{conn.pid} {' '.join(proc.cmdline())[:160]}"
+                except psutil.Error:
+                    return str(conn.pid)
+        return None
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {n} ---\n{log_tail(p.log, 15)}" for n, p in self.procs.items())

@@ -100,6 +100,20 @@ with DAG(
     )
 
 with DAG(
+    "deploy_warm_up",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    tags=["deployment-harness"],
+    params={"job_id": "warm-up"},
+) as warm_up:
+    # Started and ended in a triggerer on a finished job: its console link is that triggerer's first
+    # request to its supervisor, which builds Airflow's in-process execution API (see harness.warm_up).
+    DataprocJobStatusSensor(
+        task_id="wait", job_id="{{ params.job_id }}", region=REGION, deferrable=True, poke_interval=1.0
+    )
+
+with DAG(
     "deploy_worker_loss",
     schedule=None,
     start_date=START,
