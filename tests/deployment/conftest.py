@@ -45,6 +45,7 @@ DAG_IDS = (
     "deploy_failover",
     "deploy_race",
     "deploy_user_kill",
+    "deploy_triggerer_pause",
     "deploy_warm_up",
     "deploy_worker_loss",
     *EXAMPLE_DAG_IDS,

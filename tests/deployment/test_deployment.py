@@ -21,9 +21,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.deployment.conftest import TRIGGERER_HEALTH_CHECK_THRESHOLD
+from tests.deployment.conftest import TRIGGERER_HEALTH_CHECK_THRESHOLD, TRIGGERER_HEARTBEAT
 from tests.deployment.harness import METRICS, Airflow, SimProc, wait_for
-from tests.deployment.plan import CDM_CLUSTER, FAILOVER, FLEET, RACE, RUNNING, Wait
+from tests.deployment.plan import CDM_CLUSTER, CDM_DONE, FAILOVER, FLEET, RACE, RUNNING, Wait
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
 
@@ -32,6 +32,7 @@ DEFER_TIMEOUT = 420.0
 FINISH_TIMEOUT = 360.0
 TERMINAL_TI = {"success", "failed", "skipped", "upstream_failed", "removed"}
 CANCELS = {"cdm": "StopJob", "dli": "CancelSqlJob"}
+DONE = {"cdm": CDM_DONE, "dli": {"state": "FINISHED", "progress": 1}}
 
 
 def is_read(method: str) -> bool:
@@ -425,6 +426,83 @@ def test_user_kill_cancels_the_started_job_once(deployment: Airflow) -> None:
             "dli": len(log.dli_submits("user-kill-dli")),
         },
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a triggerer that comes back after its triggers were re-assigned cancels its copies as a user "
+    "action and Airflow 3.3.2 calls on_kill (apache/airflow#73454): the operators' jobs are cancelled",
+)
+def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
+    """A triggerer frozen past the health-check threshold (alive, no heartbeat), then resumed: the other
+    triggerer takes its two deferred operators over, and no job is cancelled (only a user kill cancels)."""
+    af, sim = deployment, deployment.sim
+    sim.default_timeline("cdm", [RUNNING["cdm"]])
+    sim.default_timeline("dli", [RUNNING["dli"]])
+    sim.add_job("cdm", "pause-cdm", None, cluster_id=CDM_CLUSTER)
+    dag_id = "deploy_triggerer_pause"
+    # Both triggers on one triggerer: the other is frozen until they are assigned.
+    holder, survivor = "triggerer-1", "triggerer-2"
+    frozen = af.procs[survivor].pause()
+    try:
+        run_id = af.trigger(dag_id)
+        wait_for(
+            f"both triggers to run on {holder}",
+            lambda: (
+                triggers_by_triggerer(af, dag_id, run_id)
+                == {"cdm_op": af.triggerer_jobs[holder], "dli_op": af.triggerer_jobs[holder]}
+            ),
+            DEFER_TIMEOUT,
+            on_fail=af.diagnostics,
+        )
+    finally:
+        af.procs[survivor].resume(frozen)
+    log = CallLog.read(sim)
+    jobs = {
+        "cdm_op": ("cdm", "pause-cdm"),
+        "dli_op": ("dli", str(log.dli_submits("pause-dli")[0]["job_id"])),
+    }
+    wait_for(
+        "both triggers to read their job",
+        lambda: all(CallLog.read(sim).reads(s, j) for s, j in jobs.values()),
+        120,
+        on_fail=af.diagnostics,
+    )
+    frozen = af.procs[holder].pause()
+    paused_at = time.monotonic()
+    try:
+        wait_for(
+            f"{survivor} to take both triggers over",
+            lambda: set(triggers_by_triggerer(af, dag_id, run_id).values()) == {af.triggerer_jobs[survivor]},
+            180,
+            on_fail=af.diagnostics,
+        )
+        taken_over_s = time.monotonic() - paused_at
+    finally:
+        af.procs[holder].resume(frozen)
+    resumed = time.time()
+
+    def holder_heartbeats() -> bool:
+        rows = af.db.query(
+            "SELECT extract(epoch FROM latest_heartbeat) FROM job WHERE id = %s", af.triggerer_jobs[holder]
+        )
+        return bool(rows) and float(rows[0][0]) > resumed + TRIGGERER_HEARTBEAT
+
+    wait_for(f"{holder} to heartbeat again", holder_heartbeats, 120, on_fail=af.diagnostics)
+    time.sleep(3 * 2.0)  # three poll intervals more: a cancel from the resumed triggerer would show by now
+    for service, job in jobs.values():
+        sim.release(service, job, [{**RUNNING[service], "duration": 2.0}, dict(DONE[service])])
+    wait_finished(af, dag_id, run_id)
+    log = CallLog.read(sim)
+    cancels = {task_id: log.count(service, job, CANCELS[service]) for task_id, (service, job) in jobs.items()}
+    states = af.states(dag_id, run_id)
+    METRICS["triggerer_pause"] = {
+        "taken_over_s": round(taken_over_s, 1),
+        "cancel_calls": cancels,
+        "ti_states": states,
+    }
+    assert cancels == {"cdm_op": 0, "dli_op": 0}, f"jobs cancelled after a triggerer pause: {cancels}"
+    assert states == {"cdm_op": "success", "dli_op": "success"}, states
 
 
 def task_process(af: Airflow, dag_id: str, run_id: str, task_id: str) -> psutil.Process | None:

@@ -114,6 +114,21 @@ with DAG(
     )
 
 with DAG(
+    "deploy_triggerer_pause", schedule=None, start_date=START, catchup=False, tags=["deployment-harness"]
+) as triggerer_pause:
+    # Deferred operators whose triggerer freezes past the health-check threshold, then comes back.
+    CdmStartJobOperator(
+        task_id="cdm_op", cluster_id=CDM_CLUSTER, job_name="pause-cdm", deferrable=True, poll_interval=2.0
+    )
+    DliRunSqlJobOperator(
+        task_id="dli_op",
+        sql="SELECT 'pause-dli' AS marker",
+        queue_name="default",
+        deferrable=True,
+        poll_interval=2.0,
+    )
+
+with DAG(
     "deploy_worker_loss",
     schedule=None,
     start_date=START,
