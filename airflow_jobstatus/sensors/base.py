@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 
 from airflow_jobstatus.core.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
 from airflow_jobstatus.core.templating import is_template, not_renderable_in_triggerer
-from airflow_jobstatus.tasks.job_wait import CONN_ID_ARGS, JobWaitMixin
+from airflow_jobstatus.tasks.job_wait import JobWaitMixin
 from airflow_jobstatus.triggers.events import END_STATES
 from airflow_jobstatus.wait.rules import check_seconds
 
@@ -128,7 +128,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
             return "a subclass changes execute/execute_complete/finish/pre_execute/post_execute"
         if getattr(self, "on_execute_callback", None):
             return "on_execute_callback runs on a worker"
-        names = [*self.ref_fields(), CONN_ID_ARGS[self.spec.cloud]]
+        names = [*self.ref_fields(), self.spec.conn_id_arg]
         values = {name: getattr(self, name) for name in names}
         if not all(_is_literal(v) for v in values.values()):
             return "a job-reference field is not a plain value (an XComArg resolves on a worker)"
@@ -159,7 +159,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
                 return None
             from airflow.triggers.base import StartTriggerArgs
 
-            conn_field = CONN_ID_ARGS[self.spec.cloud]
+            conn_field = self.spec.conn_id_arg
             ref_fields = list(self.ref_fields())
             kwargs = self.trigger_kwargs(self.poke_interval)
             kwargs.update({name: getattr(self, name) for name in [*ref_fields, conn_field]})

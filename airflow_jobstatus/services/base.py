@@ -96,6 +96,10 @@ class Coalescing:
     unsupported: Callable[[Any], str | None] = lambda ref: None
 
 
+#: The connection-id argument of each cloud's tasks, hooks and triggers (the cloud's connection type).
+CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """Every fact about one service the rest of the package reads (the registry's entries)."""
@@ -123,6 +127,11 @@ class ServiceSpec:
     coalescing: Coalescing | None = None
     #: Why the service cannot coalesce (the ConfigurationError and the README say it).
     no_coalescing_reason: str = ""
+
+    @property
+    def conn_id_arg(self) -> str:
+        """The connection-id argument of this service's tasks (templated: read after rendering)."""
+        return CONN_ID_ARGS[self.cloud]
 
     def normalize(self, native: str, substate: str | None = None, job_type: str | None = None) -> JobState:
         """A native state (and substate) as this service's parser normalizes it."""

@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from airflow_jobstatus.hooks.base import JobStatusHook
     from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 
-#: The connection-id argument of each cloud's tasks (templated, so read after rendering).
-CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
-
 
 def _known_at_parse(value: Any) -> bool:
     """A value known at parse time (not a template, not an XComArg)."""
@@ -154,7 +151,7 @@ class JobWaitMixin:
     @property
     def conn_id(self) -> str:
         """The rendered connection id (``gcp_conn_id`` / ``huaweicloud_conn_id``)."""
-        return str(getattr(self, CONN_ID_ARGS[self.spec.cloud]))
+        return str(getattr(self, self.spec.conn_id_arg))
 
     def ref_fields(self) -> dict[str, Any]:
         """The job reference's fields, read from this task's (rendered) attributes."""
@@ -327,4 +324,4 @@ class JobWaitMixin:
         return self.spec.console_url(ref, scope)
 
 
-__all__ = ["CONN_ID_ARGS", "JobWaitMixin", "check_argument_names"]
+__all__ = ["JobWaitMixin", "check_argument_names"]

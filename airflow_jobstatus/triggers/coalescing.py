@@ -48,7 +48,6 @@ class Snapshot:
     """One list call's outcome: the active jobs by id, or the error every waiter gets for that poll."""
 
     generation: int
-    taken_at: float  # event-loop time when the answer (or error) arrived
     entries: Mapping[str, Any]
     error: Exception | None = None
 
@@ -103,8 +102,8 @@ class Poller:
             listed = await self.hook.alist_active(self.ref)
             entries = {self.coalescing.entry_id(entry): entry for entry in listed}
         except Exception as err:  # every waiter gets it for this poll, classified as a read error
-            return Snapshot(generation, self._loop.time(), {}, err)
-        return Snapshot(generation, self._loop.time(), entries)
+            return Snapshot(generation, {}, err)
+        return Snapshot(generation, entries)
 
     def _publish(self, snapshot: Snapshot) -> None:
         self.latest = snapshot

@@ -25,7 +25,7 @@ from airflow_jobstatus.core.exceptions import ConfigurationError, JobFailedError
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.core.templating import is_template
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
-from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services import get_service, google
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.triggers.events import END_STATES, decided_event, error_event, seen_of
 from airflow_jobstatus.wait import gc as triggerer_gc
@@ -120,11 +120,7 @@ class JobStatusTrigger(BaseTrigger):
         self.call_timeout = float(call_timeout)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.initial_delay = float(initial_delay)
-        self.impersonation_chain = (
-            impersonation_chain
-            if impersonation_chain is None or isinstance(impersonation_chain, str)
-            else list(impersonation_chain)
-        )
+        self.impersonation_chain = list(google.impersonation_chain(impersonation_chain)) or None
         self.end_from_trigger = end_states(end_from_trigger)
         self.soft_fail = bool(soft_fail)
         self.push_return_value = bool(push_return_value)

@@ -132,7 +132,7 @@ def _trigger_classpaths() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """Built once per process, on the first request (imports the sensor, operator and link classes)."""
-    from airflow_jobstatus.tasks.job_wait import CONN_ID_ARGS
+    from airflow_jobstatus.services.base import CONN_ID_ARGS
 
     task_types, starters = _task_classes()
     return Catalog(
