@@ -313,16 +313,53 @@ class JobStatusTrigger(BaseTrigger):
         return xcoms
 
     # -- user kill --------------------------------------------------------------------------------------
+    async def task_state(self) -> str | None:
+        """The task instance's state in the metadata DB, asked of the triggerer's supervisor; None when
+        it cannot be known here (no task instance or supervisor, or the request failed)."""
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetTaskStates
+
+        ti, comms = self.task_instance, getattr(task_runner, "SUPERVISOR_COMMS", None)
+        if ti is None or comms is None or not hasattr(comms, "asend"):
+            return None
+        map_index = ti.map_index if ti.map_index is not None else -1
+        try:
+            answer = await comms.asend(
+                GetTaskStates(
+                    dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=map_index
+                )
+            )
+            states = dict(getattr(answer, "task_states", {}) or {}).get(ti.run_id) or {}
+        except Exception as err:  # unknown: cancel as a kill would (a job is never left running unseen)
+            self.log.warning("Could not read the task's state before cancelling: %s", err)
+            return None
+        key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
+        state = states.get(key)
+        return None if state is None else str(getattr(state, "value", state))
+
     async def on_kill(self) -> None:
         """Cancel the job when the user kills the deferred task, but only a job the task started.
 
-        Airflow calls this on a user's mark-failed, mark-success or clear of the deferred task, never
-        on a triggerer restart or a deferral timeout (the task's worker handles that one). The cancel
+        Airflow calls this on a user's mark-failed, mark-success or clear of the deferred task, and
+        (Airflow 3.3.2, apache/airflow#73454) when a trigger moves to another triggerer: so the task's
+        state is read first, and a task still deferred is not a kill (nothing is cancelled). A
+        deferral timeout is the task's worker's to handle. The cancel
         is retried through transient errors within ``[triggerer] on_kill_timeout`` and logged.
         """
         if not self.cancel_on_kill:
             return
         ref = self._ref()
+        state = await self.task_state()
+        if state == "deferred":
+            # Not a user's kill: the task still waits on this trigger, which moved to another
+            # triggerer (Airflow calls on_kill then too, apache/airflow#73454). The job lives on.
+            self.log.warning(
+                "Trigger stopped while the task is still deferred (moved to another triggerer?): "
+                "%s job %s is left running for the trigger that takes over.",
+                self.service,
+                ref.display_id,
+            )
+            return
         self.log.info("Task killed while deferred: cancelling %s job %s", self.service, ref.display_id)
         hook = self._hook()
         budget = on_kill_budget()

@@ -428,11 +428,6 @@ def test_user_kill_cancels_the_started_job_once(deployment: Airflow) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a triggerer that comes back after its triggers were re-assigned cancels its copies as a user "
-    "action and Airflow 3.3.2 calls on_kill (apache/airflow#73454): the operators' jobs are cancelled",
-)
 def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
     """A triggerer frozen past the health-check threshold (alive, no heartbeat), then resumed: the other
     triggerer takes its two deferred operators over, and no job is cancelled (only a user kill cancels)."""

@@ -263,3 +263,63 @@ def test_on_kill_with_bad_credentials_is_not_retried(trigger_hook, record_log, s
     with pytest.raises(AuthenticationError):
         asyncio.run(t.on_kill())
     assert hook.names() == ["acancel"] and sleeps.async_ == []
+
+
+# -- on_kill only on a user's kill: a trigger moved to another triggerer cancels nothing ------------
+
+
+class StateSupervisor:
+    """The triggerer's supervisor as ``on_kill`` sees it: answers ``GetTaskStates`` (or fails)."""
+
+    def __init__(self, state: str | None = None, error: Exception | None = None):
+        self.state, self.error, self.asked = state, error, []
+
+    async def asend(self, message):
+        from airflow.sdk.execution_time.comms import TaskStatesResult
+
+        self.asked.append(message)
+        if self.error is not None:
+            raise self.error
+        states = {} if self.state is None else {"wait": self.state}
+        return TaskStatesResult(task_states={"run-1": states})
+
+
+def killed_trigger(monkeypatch, supervisor: StateSupervisor) -> JobStatusTrigger:
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time import task_runner
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+    t = trigger("dli", cancel_on_kill=True)
+    t.task_instance = SimpleNamespace(dag_id="d", task_id="wait", run_id="run-1", map_index=-1)
+    return t
+
+
+def test_on_kill_of_a_task_still_deferred_cancels_nothing(trigger_hook, record_log, monkeypatch):
+    """apache/airflow#73454: a trigger moved to another triggerer gets on_kill; its task is still deferred."""
+    hook = trigger_hook(FakeHook(JobState.RUNNING, service="dli"))
+    supervisor = StateSupervisor("deferred")
+    t = killed_trigger(monkeypatch, supervisor)
+    log = record_log(t)
+    asyncio.run(t.on_kill())
+    assert hook.calls == []
+    [asked] = supervisor.asked
+    assert (asked.dag_id, asked.task_ids, asked.run_ids, asked.map_index) == ("d", ["wait"], ["run-1"], -1)
+    assert any("left running" in m for m in log.messages("warning"))
+
+
+@pytest.mark.parametrize("state", ["failed", "success", "up_for_retry", None])
+def test_on_kill_after_a_user_changed_the_task_cancels_once(state, trigger_hook, monkeypatch):
+    """Marked failed/success or cleared (no state, or none listed): the user's kill cancels the job."""
+    hook = trigger_hook(FakeHook(JobState.RUNNING, service="dli"))
+    asyncio.run(killed_trigger(monkeypatch, StateSupervisor(state)).on_kill())
+    assert hook.calls == [("acancel", get_service("dli").ref(SENSOR_ARGS["dli"]))]
+
+
+def test_on_kill_cancels_when_the_state_cannot_be_read(trigger_hook, record_log, monkeypatch):
+    hook = trigger_hook(FakeHook(JobState.RUNNING, service="dli"))
+    t = killed_trigger(monkeypatch, StateSupervisor(error=RuntimeError("supervisor gone")))
+    log = record_log(t)
+    asyncio.run(t.on_kill())
+    assert [name for name, _ in hook.calls] == ["acancel"]
+    assert any("supervisor gone" in m for m in log.messages("warning"))
