@@ -24,3 +24,11 @@ class CdmJobHook(HuaweiCloudHook[CdmJobRef]):
         submission_id = cdm.parse_submission_id(self.send(cdm.start_op(ref, variables)), ref)
         self.log.info("CDM: started job %s: submission %s.", ref.display_id, submission_id)
         return submission_id
+
+    def stop_job(self, ref: CdmJobRef) -> None:
+        """CDM's own name for ``cancel``: stop the job's running submission."""
+        self.cancel(ref)
+
+    async def astop_job(self, ref: CdmJobRef) -> None:
+        """``stop_job`` without blocking the event loop (``acancel``)."""
+        await self.acancel(ref)

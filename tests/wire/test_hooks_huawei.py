@@ -287,6 +287,18 @@ async def test_cdm_acancel(sim: Simulator) -> None:
     assert job.actions == ["stop"]
 
 
+def test_cdm_stop_job_is_cancel_under_cdms_name(sim: Simulator) -> None:
+    job = sim.add_job("cdm", "stopme", [{"state": "RUNNING"}])
+    CdmJobHook().stop_job(ref("cdm", "stopme"))
+    assert job.actions == ["stop"]
+
+
+async def test_cdm_astop_job(sim: Simulator) -> None:
+    job = sim.add_job("cdm", "astopme", [{"state": "RUNNING"}])
+    await CdmJobHook().astop_job(ref("cdm", "astopme"))
+    assert job.actions == ["stop"]
+
+
 def test_dli_submit_sql_and_cancel(sim: Simulator) -> None:
     hook = DliJobHook()
     job_id = hook.submit_sql(
