@@ -75,7 +75,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
     """
 
     default_not_found_grace = 30.0
-    trigger_end_capable = ("success",)
+    end_from_trigger_capable = ("success",)
     #: The XCom (and attribute) holding the started job's id.
     started_id_key: ClassVar[str] = "job_id"
 

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 from airflow_jobstatus.core.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
 from airflow_jobstatus.core.templating import is_template, not_renderable_in_triggerer
 from airflow_jobstatus.tasks.job_wait import JobWaitMixin
-from airflow_jobstatus.triggers.events import END_STATES
+from airflow_jobstatus.triggers.events import END_FROM_TRIGGER_STATES
 from airflow_jobstatus.wait.rules import check_seconds
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
     """
 
     ui_color = "#d9ecf2"
-    trigger_end_capable = END_STATES
+    end_from_trigger_capable = END_FROM_TRIGGER_STATES
     start_from_trigger = _StartFromTrigger(args=False)  # type: ignore[assignment]
     start_trigger_args = _StartFromTrigger(args=True)  # type: ignore[assignment]
 

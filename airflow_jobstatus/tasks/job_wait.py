@@ -212,7 +212,7 @@ class JobWaitMixin:
             "cancel_on_kill": cancel_on_kill,
             "initial_delay": initial_delay,
             "impersonation_chain": self.impersonation_chain,
-            "end_from_trigger": self.trigger_end_states(),
+            "end_from_trigger": self.end_from_trigger_states(),
             "soft_fail": self.soft_fail,
             "push_return_value": bool(getattr(self, "do_xcom_push", True)),
             "outcome_xcoms": self.outcome_xcoms_function,
@@ -244,7 +244,7 @@ class JobWaitMixin:
 
     # -- ending the task in the triggerer ------------------------------------------------------------
     #: The task states this class can end a task in from the triggerer (with the same XComs and log).
-    trigger_end_capable: ClassVar[tuple[str, ...]] = ()
+    end_from_trigger_capable: ClassVar[tuple[str, ...]] = ()
     #: ``"module:function"`` computing the outcome XComs besides ``return_value`` (operators).
     outcome_xcoms_function: ClassVar[str | None] = None
     #: ``end_from_trigger`` as the task was given it (True: wherever the outcome allows).
@@ -254,7 +254,7 @@ class JobWaitMixin:
         """True when a subclass changed how the wait ends (then it always ends on a worker)."""
         return False
 
-    def trigger_end_states(self) -> list[str]:
+    def end_from_trigger_states(self) -> list[str]:
         """The task states the trigger may end this task in; the other outcomes resume on a worker.
 
         Only what Airflow does identically from the triggerer qualifies. A ``TaskSuccessEvent``
@@ -265,7 +265,7 @@ class JobWaitMixin:
         """
         if not self.end_from_trigger or self.worker_flow_overridden():
             return []
-        states = set(self.trigger_end_capable)
+        states = set(self.end_from_trigger_capable)
 
         def attr(name: str) -> Any:
             return getattr(self, name, None)

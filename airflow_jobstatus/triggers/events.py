@@ -14,7 +14,7 @@ from airflow_jobstatus.core.states import JobStatus
 
 EventStatus = Literal["success", "failure", "error"]
 #: The task states a trigger can end a task in (``end_from_trigger``); a class may allow fewer.
-END_STATES = ("failed", "skipped", "success")
+END_FROM_TRIGGER_STATES = ("failed", "skipped", "success")
 
 
 class WaitEvent(TypedDict, total=False):

@@ -27,7 +27,7 @@ from airflow_jobstatus.core.templating import is_template
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.services import get_service, google
 from airflow_jobstatus.services.base import JobRef
-from airflow_jobstatus.triggers.events import END_STATES, decided_event, error_event, seen_of
+from airflow_jobstatus.triggers.events import END_FROM_TRIGGER_STATES, decided_event, error_event, seen_of
 from airflow_jobstatus.wait import gc as triggerer_gc
 from airflow_jobstatus.wait.rules import (
     CANCEL_ERROR_BUDGET,
@@ -48,16 +48,18 @@ if TYPE_CHECKING:
 ON_KILL_MARGIN = 2.0
 
 
-def end_states(value: bool | Sequence[str] | None) -> list[str]:
+def parse_end_from_trigger(value: bool | Sequence[str] | None) -> list[str]:
     """``end_from_trigger`` as a sorted list of task states: True means all of them, False none."""
     if value is None or value is False:
         return []
     if value is True:
-        return list(END_STATES)
+        return list(END_FROM_TRIGGER_STATES)
     states = sorted({str(s) for s in value})
-    unknown = set(states) - set(END_STATES)
+    unknown = set(states) - set(END_FROM_TRIGGER_STATES)
     if unknown:
-        raise ValueError(f"end_from_trigger: unknown task state(s) {sorted(unknown)}; valid: {END_STATES}.")
+        raise ValueError(
+            f"end_from_trigger: unknown task state(s) {sorted(unknown)}; valid: {END_FROM_TRIGGER_STATES}."
+        )
     return states
 
 
@@ -121,7 +123,7 @@ class JobStatusTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
         self.initial_delay = float(initial_delay)
         self.impersonation_chain = list(google.impersonation_chain(impersonation_chain)) or None
-        self.end_from_trigger = end_states(end_from_trigger)
+        self.end_from_trigger = parse_end_from_trigger(end_from_trigger)
         self.soft_fail = bool(soft_fail)
         self.push_return_value = bool(push_return_value)
         self.outcome_xcoms = outcome_xcoms
@@ -231,7 +233,7 @@ class JobStatusTrigger(BaseTrigger):
         """Called once, after the wait's first read (its connection is loaded by then)."""
 
     # -- ending the task here (end_from_trigger) -------------------------------------------------------
-    def end_state(self, verdict: Verdict) -> str | None:
+    def task_end_state(self, verdict: Verdict) -> str | None:
         """The task state a decisive verdict ends the task in here; None: resume it on a worker."""
         state = "success" if verdict == "success" else ("skipped" if self.soft_fail else "failed")
         return state if state in self.end_from_trigger else None
@@ -243,7 +245,7 @@ class JobStatusTrigger(BaseTrigger):
         which runs triggers inline, resumes the task with an event's payload, so a test run takes
         the worker path with the same event as before.
         """
-        state = self.end_state(verdict)
+        state = self.task_end_state(verdict)
         if state is None:
             return TriggerEvent(payload)
         event: TriggerEvent

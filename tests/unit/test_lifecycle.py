@@ -35,7 +35,11 @@ from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
 from airflow_jobstatus.services.dli import DliJobRef
 from airflow_jobstatus.triggers import job_status as trigger_module
-from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger, JobStatusTrigger, end_states
+from airflow_jobstatus.triggers.job_status import (
+    JobStatusStartTrigger,
+    JobStatusTrigger,
+    parse_end_from_trigger,
+)
 from tests.unit.fakes import (
     ERRORS,
     SENSOR_ARGS,
@@ -198,7 +202,7 @@ def test_a_subclass_changing_the_flow_starts_and_ends_on_a_worker():
             return "mine"
 
     sensor = Custom(task_id="c", job_id="job-1", deferrable=True)
-    assert sensor.start_from_trigger is False and sensor.trigger_end_states() == []
+    assert sensor.start_from_trigger is False and sensor.end_from_trigger_states() == []
 
 
 @pytest.mark.parametrize("service", ["dataproc", "vertex_ai", "cdm", "dli", "dataflow"])
@@ -417,10 +421,13 @@ def test_a_service_error_always_resumes_the_task_on_a_worker(trigger_hook, sleep
 
 
 def test_end_states_are_validated():
-    assert end_states(True) == ["failed", "skipped", "success"] and end_states(False) == []
-    assert end_states(("success", "success")) == ["success"]
+    assert (
+        parse_end_from_trigger(True) == ["failed", "skipped", "success"]
+        and parse_end_from_trigger(False) == []
+    )
+    assert parse_end_from_trigger(("success", "success")) == ["success"]
     with pytest.raises(ValueError, match="unknown task state"):
-        end_states(["succeeded"])
+        parse_end_from_trigger(["succeeded"])
 
 
 def test_the_trigger_round_trips_its_new_kwargs():
@@ -472,7 +479,7 @@ def test_what_the_triggerer_cannot_do_identically_returns_to_a_worker(extra, exp
         extra = {"outlets": [Asset("s3://bucket/key")]}
     sensor = make_sensor("dataproc", deferrable=True, **extra)
     inject(sensor, FakeHook(JobState.RUNNING))
-    assert sensor.trigger_end_states() == expected
+    assert sensor.end_from_trigger_states() == expected
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     assert deferred.value.trigger.end_from_trigger == expected
@@ -534,9 +541,9 @@ def test_an_operator_whose_outcome_is_customised_resumes_on_a_worker():
         def push_outcome(self, context, status, seen):
             context["ti"].xcom_push(key="mine", value=1)
 
-    assert Custom(task_id="c", sql="SELECT 1", queue_name="q").trigger_end_states() == []
-    assert dli(on_success_callback=lambda ctx: None).trigger_end_states() == []
-    assert dli(end_from_trigger=False).trigger_end_states() == []
+    assert Custom(task_id="c", sql="SELECT 1", queue_name="q").end_from_trigger_states() == []
+    assert dli(on_success_callback=lambda ctx: None).end_from_trigger_states() == []
+    assert dli(end_from_trigger=False).end_from_trigger_states() == []
 
 
 def test_a_broken_outcome_function_resumes_on_a_worker(trigger_hook, sleeps, record_log, pushed):
