@@ -428,17 +428,17 @@ def test_user_kill_cancels_the_started_job_once(deployment: Airflow) -> None:
     }
 
 
-def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
-    """A triggerer frozen past the health-check threshold (alive, no heartbeat), then resumed: the other
-    triggerer takes its two deferred operators over, and no job is cancelled (only a user kill cancels)."""
-    af, sim = deployment, deployment.sim
+def _two_operators_on_one_triggerer(af: Airflow) -> tuple[str, dict[str, tuple[str, str]], str, str]:
+    """A run of the two deferred operators, both triggers on triggerer-1 and each job read once:
+    the run id, their (service, job) by task, the holder and the other triggerer."""
+    sim = af.sim
     sim.default_timeline("cdm", [RUNNING["cdm"]])
     sim.default_timeline("dli", [RUNNING["dli"]])
     sim.add_job("cdm", "pause-cdm", None, cluster_id=CDM_CLUSTER)
     dag_id = "deploy_triggerer_pause"
     # Both triggers on one triggerer: the other is frozen until they are assigned.
-    holder, survivor = "triggerer-1", "triggerer-2"
-    frozen = af.procs[survivor].pause()
+    holder, other = "triggerer-1", "triggerer-2"
+    frozen = af.procs[other].pause()
     try:
         run_id = af.trigger(dag_id)
         wait_for(
@@ -451,7 +451,7 @@ def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
             on_fail=af.diagnostics,
         )
     finally:
-        af.procs[survivor].resume(frozen)
+        af.procs[other].resume(frozen)
     log = CallLog.read(sim)
     jobs = {
         "cdm_op": ("cdm", "pause-cdm"),
@@ -463,6 +463,28 @@ def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
         120,
         on_fail=af.diagnostics,
     )
+    return run_id, jobs, holder, other
+
+
+def _release_and_count_cancels(
+    af: Airflow, run_id: str, jobs: dict[str, tuple[str, str]]
+) -> tuple[dict[str, int], dict[str, str | None]]:
+    """Let both jobs succeed; the cancel calls each job got, and the tasks' final states."""
+    time.sleep(3 * 2.0)  # three poll intervals more: a late cancel would show by now
+    for service, job in jobs.values():
+        af.sim.release(service, job, [{**RUNNING[service], "duration": 2.0}, dict(DONE[service])])
+    wait_finished(af, "deploy_triggerer_pause", run_id)
+    log = CallLog.read(af.sim)
+    cancels = {task_id: log.count(service, job, CANCELS[service]) for task_id, (service, job) in jobs.items()}
+    return cancels, af.states("deploy_triggerer_pause", run_id)
+
+
+def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
+    """A triggerer frozen past the health-check threshold (alive, no heartbeat), then resumed: the other
+    triggerer takes its two deferred operators over, and no job is cancelled (only a user kill cancels)."""
+    af = deployment
+    run_id, jobs, holder, survivor = _two_operators_on_one_triggerer(af)
+    dag_id = "deploy_triggerer_pause"
     frozen = af.procs[holder].pause()
     paused_at = time.monotonic()
     try:
@@ -484,19 +506,41 @@ def test_triggerer_pause_does_not_cancel_jobs(deployment: Airflow) -> None:
         return bool(rows) and float(rows[0][0]) > resumed + TRIGGERER_HEARTBEAT
 
     wait_for(f"{holder} to heartbeat again", holder_heartbeats, 120, on_fail=af.diagnostics)
-    time.sleep(3 * 2.0)  # three poll intervals more: a cancel from the resumed triggerer would show by now
-    for service, job in jobs.values():
-        sim.release(service, job, [{**RUNNING[service], "duration": 2.0}, dict(DONE[service])])
-    wait_finished(af, dag_id, run_id)
-    log = CallLog.read(sim)
-    cancels = {task_id: log.count(service, job, CANCELS[service]) for task_id, (service, job) in jobs.items()}
-    states = af.states(dag_id, run_id)
+    cancels, states = _release_and_count_cancels(af, run_id, jobs)
     METRICS["triggerer_pause"] = {
         "taken_over_s": round(taken_over_s, 1),
         "cancel_calls": cancels,
         "ti_states": states,
     }
     assert cancels == {"cdm_op": 0, "dli_op": 0}, f"jobs cancelled after a triggerer pause: {cancels}"
+    assert states == {"cdm_op": "success", "dli_op": "success"}, states
+
+
+def test_graceful_triggerer_stop_does_not_cancel_jobs(deployment: Airflow) -> None:
+    """SIGTERM to the triggerer holding two deferred operators (a graceful shutdown, as in a rolling
+    restart): the other triggerer takes them over, no job is cancelled and both tasks succeed."""
+    af = deployment
+    run_id, jobs, holder, survivor = _two_operators_on_one_triggerer(af)
+    dag_id = "deploy_triggerer_pause"
+    stopped_at = time.monotonic()
+    af.procs[holder].stop()  # SIGTERM, then SIGKILL only if it is still there after 20 s
+    # Gone on purpose (check_alive skips "killed-" names); the next scenario starts a fresh one.
+    af.procs[f"killed-{holder}-sigterm"] = af.procs.pop(holder)
+    del af.triggerer_jobs[holder]
+    wait_for(
+        f"{survivor} to take both triggers over",
+        lambda: set(triggers_by_triggerer(af, dag_id, run_id).values()) == {af.triggerer_jobs[survivor]},
+        180,
+        on_fail=af.diagnostics,
+    )
+    taken_over_s = time.monotonic() - stopped_at
+    cancels, states = _release_and_count_cancels(af, run_id, jobs)
+    METRICS["triggerer_graceful_stop"] = {
+        "taken_over_s": round(taken_over_s, 1),
+        "cancel_calls": cancels,
+        "ti_states": states,
+    }
+    assert cancels == {"cdm_op": 0, "dli_op": 0}, f"jobs cancelled by a graceful triggerer stop: {cancels}"
     assert states == {"cdm_op": "success", "dli_op": "success"}, states
 
 
