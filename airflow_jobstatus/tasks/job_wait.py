@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import inspect
 from collections.abc import Iterable, Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_jobstatus.core.compat import AirflowSkipException, default_deferrable
@@ -41,10 +41,13 @@ def _known_at_parse(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not is_template(value))
 
 
-def _named_parameters(cls: type) -> tuple[set[str], set[str]]:
-    """All keyword names the ``__init__`` chain of ``cls`` takes, and those of them without a default."""
+@cache
+def _named_parameters(cls: type) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The keyword names the ``__init__`` chain of ``cls`` takes, those without a default, and those
+    of the package's own classes in the chain; once per class (every task construction asks)."""
     names: set[str] = set()
     required: set[str] = set()
+    own: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None or klass is object:
@@ -54,7 +57,9 @@ def _named_parameters(cls: type) -> tuple[set[str], set[str]]:
                 names.add(p.name)
                 if p.default is p.empty:
                     required.add(p.name)
-    return names, required
+                if issubclass(klass, JobWaitMixin):
+                    own.add(p.name)
+    return frozenset(names), frozenset(required), frozenset(own)
 
 
 def _suggestion(unknown: str, ours: Iterable[str]) -> str | None:
@@ -73,12 +78,11 @@ def check_argument_names(cls: type, kwargs: dict[str, Any]) -> None:
     Airflow's own message names only the missing argument, which hides the usual cause: an argument
     spelled as another provider spells it (``dataproc_job_id=``, ``job_name=``).
     """
-    names, required = _named_parameters(cls)
+    names, required, own = _named_parameters(cls)
     unknown = sorted(set(kwargs) - names)
     missing = sorted(required - set(kwargs))
     if not unknown or not missing:
         return  # Airflow's own checks name what is wrong
-    own = {p for klass in cls.__mro__ if issubclass(klass, JobWaitMixin) for p in _own_parameters(klass)}
     hints = []
     for name in unknown:
         ours = _suggestion(name, own)
@@ -86,13 +90,6 @@ def check_argument_names(cls: type, kwargs: dict[str, Any]) -> None:
     raise TypeError(
         f"{cls.__name__}: unknown argument(s) {', '.join(hints)}; missing {', '.join(map(repr, missing))}."
     )
-
-
-def _own_parameters(klass: type) -> list[str]:
-    init = klass.__dict__.get("__init__")
-    if init is None:
-        return []
-    return [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
 
 
 class JobWaitMixin:
