@@ -54,6 +54,11 @@ class DliJobLink(ConsoleLink):
     name = REGISTRY[service].link_name
 
 
+class DataprocBatchLink(ConsoleLink):
+    service = "dataproc_batch"
+    name = REGISTRY[service].link_name
+
+
 def link_for(service: str) -> ConsoleLink | None:
     """The console link of ``service``'s tasks (its ``xcom_key`` is where the URL is stored)."""
     for cls in ConsoleLink.__subclasses__():

@@ -472,7 +472,9 @@ class GoogleService(Protocol):
         ...
 
     def cancel_call(self, project: str, ref: Any, /) -> tuple[str, dict[str, Any]]:
-        """The client method and request that cancel the job."""
+        """The client method and request that cancel the job; when the module also defines
+        ``cancel_after_read(answer, ref) -> (method, request)``, this call is a read and that one the
+        cancel (Dataproc batches: CancelOperation of the operation the batch names)."""
         ...
 
     def parse(self, response: Any, ref: Any, /) -> JobStatus:
@@ -521,11 +523,17 @@ class GoogleJobHook(JobStatusHook[R]):
 
     def cancel(self, ref: R) -> None:
         target = self._target(self.google_connection(), ref)
-        self.call(target, *self.api.cancel_call(target.project, ref))
+        answer = self.call(target, *self.api.cancel_call(target.project, ref))
+        after_read = getattr(self.api, "cancel_after_read", None)
+        if after_read is not None:  # a cancel that names what a read answers (a batch's operation)
+            self.call(target, *after_read(answer, ref))
 
     async def acancel(self, ref: R) -> None:
         target = self._target(await self.agoogle_connection(), ref)
-        await self.acall(target, *self.api.cancel_call(target.project, ref))
+        answer = await self.acall(target, *self.api.cancel_call(target.project, ref))
+        after_read = getattr(self.api, "cancel_after_read", None)
+        if after_read is not None:
+            await self.acall(target, *after_read(answer, ref))
 
     async def alist_active(self, ref: R) -> list[Any]:
         """Every page of the service's list of active jobs in ``ref``'s scope (coalesced polling)."""
@@ -668,6 +676,8 @@ class CallTarget:
         details: tuple[str, ...] = ()
         if self.ref is not None:
             details = tuple(
-                f"{k} {v!r}" for k, v in self.ref.to_dict().items() if k not in ("job_id", "project_id") and v
+                f"{k} {v!r}"
+                for k, v in self.ref.to_dict().items()
+                if k not in ("job_id", "project_id", *self.ref.id_fields[:1]) and v
             )
         return ", ".join((f"project {self.project!r}", *details))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from airflow_jobstatus.sensors.cdm import CdmJobStatusSensor
 from airflow_jobstatus.sensors.dataflow import DataflowJobStatusSensor
 from airflow_jobstatus.sensors.dataproc import DataprocJobStatusSensor
+from airflow_jobstatus.sensors.dataproc_batch import DataprocBatchStatusSensor
 from airflow_jobstatus.sensors.dli import DliJobStatusSensor
 from airflow_jobstatus.sensors.vertex_ai import VertexAIJobStatusSensor
 
 __all__ = [
     "CdmJobStatusSensor",
     "DataflowJobStatusSensor",
+    "DataprocBatchStatusSensor",
     "DataprocJobStatusSensor",
     "DliJobStatusSensor",
     "VertexAIJobStatusSensor",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from airflow_jobstatus.services import cdm, dataflow, dataproc, dli, vertex_ai
+from airflow_jobstatus.services import cdm, dataflow, dataproc, dataproc_batch, dli, vertex_ai
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 
-REGISTRY: dict[str, ServiceSpec] = {m.SPEC.name: m.SPEC for m in (dataproc, dataflow, vertex_ai, cdm, dli)}
+REGISTRY: dict[str, ServiceSpec] = {
+    m.SPEC.name: m.SPEC for m in (dataproc, dataflow, vertex_ai, cdm, dli, dataproc_batch)
+}
 SERVICES: tuple[str, ...] = tuple(REGISTRY)
 
 

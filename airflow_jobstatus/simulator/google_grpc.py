@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
+from airflow_jobstatus.simulator.dataproc_batch_grpc import DataprocBatches
 from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
 from airflow_jobstatus.simulator.vertex_grpc import VERTEX_SERVICE, VertexJobs, vertex_available
 
@@ -45,6 +46,7 @@ class GoogleGrpcServicer(GrpcCalls):
                 "ListJobs": self._dataflow_list,
             },
         }
+        services.update(DataprocBatches(self).handlers())
         if vertex_available() if with_vertex is None else with_vertex:
             services[VERTEX_SERVICE] = VertexJobs(self).handlers()
         return [
@@ -83,6 +85,11 @@ class GoogleGrpcServicer(GrpcCalls):
             status_history=history,
             job_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataproc/{job.job_id}")),
             done=job.is_terminal(),
+            # Where Dataproc writes the driver's output: the cluster's staging bucket, per job.
+            driver_output_resource_uri=(
+                f"gs://sim-dataproc-staging/google-cloud-dataproc-metainfo/"
+                f"{snap.get('cluster_name', 'sim-cluster')}/jobs/{job.job_id}/driveroutput"
+            ),
         )
         return message
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+SERVICES = (
+    "dataproc",
+    "dataflow",
+    "vertex_ai",
+    "cdm",
+    "dli",
+    "dataproc_batch",
+    "vertex_pipeline",
+    "dli_flink",
+)
 
 DEFAULT_GOOGLE_REGION = "europe-west1"
 DEFAULT_CDM_CLUSTER = "sim-cluster"
@@ -22,6 +31,9 @@ WHERE_DEFAULTS: dict[str, dict[str, str | None]] = {
     "vertex_ai": {"project_id": None, "location": DEFAULT_GOOGLE_REGION, "job_type": "custom_job"},
     "cdm": {"cluster_id": DEFAULT_CDM_CLUSTER},
     "dli": {"job_type": "sql"},
+    "dli_flink": {"name": None},  # the job's name (ListFlinkJobs filters by it); default flink-<id>
+    "dataproc_batch": {"project_id": None, "region": DEFAULT_GOOGLE_REGION},
+    "vertex_pipeline": {"project_id": None, "location": DEFAULT_GOOGLE_REGION},
 }
 JOB_TYPES = {
     "vertex_ai": ("custom_job", "batch_prediction_job", "hyperparameter_tuning_job"),
@@ -82,7 +94,41 @@ GOOGLE_STATES: dict[str, frozenset[str]] = {
             "PARTIALLY_SUCCEEDED",
         ]
     ),
+    # google.cloud.dataproc_v1.Batch.State
+    "dataproc_batch": frozenset(
+        ["STATE_UNSPECIFIED", "PENDING", "RUNNING", "CANCELLING", "CANCELLED", "SUCCEEDED", "FAILED"]
+    ),
+    # google.cloud.aiplatform_v1.PipelineState
+    "vertex_pipeline": frozenset(
+        "PIPELINE_STATE_" + s
+        for s in [
+            "UNSPECIFIED",
+            "QUEUED",
+            "PENDING",
+            "RUNNING",
+            "SUCCEEDED",
+            "FAILED",
+            "CANCELLING",
+            "CANCELLED",
+            "PAUSED",
+        ]
+    ),
 }
+#: ``aiplatform_v1.PipelineTaskDetail.State`` names (a vertex_pipeline phase's ``task_details`` states).
+PIPELINE_TASK_STATES = frozenset(
+    [
+        "STATE_UNSPECIFIED",
+        "PENDING",
+        "RUNNING",
+        "SUCCEEDED",
+        "CANCEL_PENDING",
+        "CANCELLING",
+        "CANCELLED",
+        "FAILED",
+        "SKIPPED",
+        "NOT_TRIGGERED",
+    ]
+)
 DATAPROC_SUBSTATES = frozenset({"UNSPECIFIED", "SUBMITTED", "QUEUED", "STALE_STATUS"})
 
 #: Native states after which a job no longer changes (cancel on them is refused by the real services).
@@ -111,6 +157,12 @@ TERMINAL_NATIVE: dict[str, frozenset[str]] = {
     "cdm": frozenset({"SUCCEEDED", "FAILED", "FAILURE_ON_SUBMIT", "NEVER_EXECUTED"}),
     "dli": frozenset({"FINISHED", "FAILED", "CANCELLED"}),
     "dli:spark": frozenset({"dead", "success"}),
+    # DLI Flink ``FlinkJob.status`` values a stop is refused on (the job is no longer running).
+    "dli_flink": frozenset({"job_submit_fail", "job_running_exception", "job_cancel_success", "job_finish"}),
+    "dataproc_batch": frozenset({"SUCCEEDED", "FAILED", "CANCELLED"}),
+    "vertex_pipeline": frozenset(
+        {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+    ),
 }
 CASE_INSENSITIVE_STATES = frozenset({"dli:spark"})
 
@@ -119,6 +171,12 @@ Timeline = list[dict[str, Any]]
 #: Built-in default timelines (used by create_job until set_default_timeline changes them). Key "dli"
 #: is DLI SQL; "dli:spark" is a DLI Spark batch.
 BUILTIN_DEFAULTS: dict[str, Timeline] = {
+    # A DLI Flink streaming job: submitted, then running until stopped. Payload keys: status_desc,
+    # restart_times (a number).
+    "dli_flink": [
+        {"state": "job_submitting", "duration": 1, "status_desc": ""},
+        {"state": "job_running", "status_desc": "", "restart_times": 0},
+    ],
     "dataproc": [
         {"state": "PENDING", "duration": 1},
         {"state": "RUNNING", "duration": 2},
@@ -148,6 +206,16 @@ BUILTIN_DEFAULTS: dict[str, Timeline] = {
         {"state": "starting", "duration": 1},
         {"state": "running", "duration": 2},
         {"state": "success"},
+    ],
+    "dataproc_batch": [
+        {"state": "PENDING", "duration": 1},
+        {"state": "RUNNING", "duration": 2},
+        {"state": "SUCCEEDED", "approximate_usage": {"milli_dcu_seconds": 3600000}},
+    ],
+    "vertex_pipeline": [
+        {"state": "PIPELINE_STATE_PENDING", "duration": 1},
+        {"state": "PIPELINE_STATE_RUNNING", "duration": 2},
+        {"state": "PIPELINE_STATE_SUCCEEDED"},
     ],
 }
 
@@ -181,6 +249,18 @@ ACTION_TIMELINES: dict[tuple[str, str], Timeline] = {
     ],
     ("dli", "cancel"): [{"state": "CANCELLED", "message": "The job was cancelled by the user."}],
     ("dli:spark", "cancel"): [{"state": "dead"}],
+    ("dli_flink", "stop"): [
+        {"state": "job_canceling", "duration": 0.3, "status_desc": "Stopping the job."},
+        {"state": "job_cancel_success", "status_desc": "The job was stopped by the user."},
+    ],
+    ("dataproc_batch", "cancel"): [
+        {"state": "CANCELLING", "duration": 0.3},
+        {"state": "CANCELLED", "state_message": "Batch cancelled by user."},
+    ],
+    ("vertex_pipeline", "cancel"): [
+        {"state": "PIPELINE_STATE_CANCELLING", "duration": 0.3},
+        {"state": "PIPELINE_STATE_CANCELLED", "error": "CANCELED"},
+    ],
 }
 
 #: CDM counters as timelines name them (snake_case); on the wire they are upper-cased under SQOOP_COUNTERS.

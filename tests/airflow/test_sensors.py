@@ -20,6 +20,8 @@ SENSORS = {
     "vertex_ai": ("airflow_jobstatus.sensors.vertex_ai", "VertexAIJobStatusSensor"),
     "cdm": ("airflow_jobstatus.sensors.cdm", "CdmJobStatusSensor"),
     "dli": ("airflow_jobstatus.sensors.dli", "DliJobStatusSensor"),
+    "dataproc_batch": ("airflow_jobstatus.sensors.dataproc_batch", "DataprocBatchStatusSensor"),
+    "vertex_pipeline": ("airflow_jobstatus.sensors.vertex_pipeline", "VertexAIPipelineJobStatusSensor"),
 }
 REGION = "europe-west1"
 DEFERRABLE, POKE, BOTH = (True,), (False,), (True, False)
@@ -32,6 +34,8 @@ def sensor_kwargs(service: str, job_id: str) -> dict[str, Any]:
         "vertex_ai": {"job_id": job_id, "location": REGION},
         "cdm": {"cluster_id": "sim-cluster", "job_name": job_id},
         "dli": {"job_id": job_id},
+        "dataproc_batch": {"batch_id": job_id, "region": REGION},
+        "vertex_pipeline": {"pipeline_job_id": job_id, "location": REGION},
     }[service]
 
 
@@ -161,6 +165,72 @@ CASES = [
         expect_state="SUCCEEDED",
         min_calls=4,
         modes=POKE,
+    ),
+    # Dataproc Serverless batches: state_message, approximate usage as counters, every mode.
+    Case(
+        "batch_success_with_usage",
+        "dataproc_batch",
+        [
+            {"state": "PENDING", "duration": 0.3},
+            {"state": "RUNNING", "duration": 0.3},
+            {"state": "SUCCEEDED", "approximate_usage": {"milli_dcu_seconds": 3_600_000}},
+        ],
+        "success",
+        expect_state="SUCCEEDED",
+        returns={"native_state": "SUCCEEDED", "counters": {"milli_dcu_seconds": 3_600_000}},
+        modes=BOTH,
+    ),
+    Case(
+        "batch_success_reschedule",
+        "dataproc_batch",
+        [{"state": "RUNNING", "duration": 0.5}, {"state": "SUCCEEDED"}],
+        "success",
+        kwargs={"mode": "reschedule"},
+        modes=POKE,
+    ),
+    Case(
+        "batch_failure_with_state_message",
+        "dataproc_batch",
+        [{"state": "RUNNING", "duration": 0.3}, {"state": "FAILED", "state_message": "Driver exited 3"}],
+        "failed",
+        text="Driver exited 3",
+        modes=BOTH,
+    ),
+    Case(
+        "batch_cancelled_soft_fail_skips",
+        "dataproc_batch",
+        [{"state": "CANCELLING", "duration": 0.3}, {"state": "CANCELLED", "state_message": "by user"}],
+        "skipped",
+        kwargs={"soft_fail": True},
+        text="by user",
+        modes=BOTH,
+    ),
+    Case(
+        "batch_transient_burst_then_success",
+        "dataproc_batch",
+        [{"state": "RUNNING", "duration": 0.3}, {"state": "SUCCEEDED"}],
+        "success",
+        faults=[{"kind": "grpc_unavailable", "count": 2}, {"kind": "grpc_resource_exhausted", "count": 1}],
+        min_calls=4,
+        modes=BOTH,
+    ),
+    Case(
+        "batch_not_found_fails_fast",
+        "dataproc_batch",
+        [{"state": "RUNNING"}],
+        "failed",
+        add={"region": "us-east4"},
+        text="JobNotFoundError",
+        modes=BOTH,
+    ),
+    Case(
+        "batch_timeout_fails",
+        "dataproc_batch",
+        [{"state": "RUNNING"}],
+        "failed",
+        kwargs={"timeout": 1},
+        text="Timeout",
+        modes=POKE,  # dag.test() runs a trigger without its timeout: the deferral timeout is in tests/unit
     ),
 ]
 

@@ -100,6 +100,9 @@ class FakeHook(JobStatusHook[Any]):
         self.on_call = on_call
         #: (method name, job reference) of every call, in order.
         self.calls: list[tuple[str, Any]] = []
+        #: The ``tags`` of each ``submit_sql``; ``find_started`` answers ``found``.
+        self.submitted_tags: list[Any] = []
+        self.found: Any = None
 
     # -- the contract ------------------------------------------------------------------------------
     def get_status(self, ref: Any) -> JobStatus:
@@ -126,10 +129,18 @@ class FakeHook(JobStatusHook[Any]):
         return "1001"
 
     def submit_sql(
-        self, sql: str, queue_name: str, database_name: str | None = None, conf: Any = None
+        self, sql: str, queue_name: str, database_name: str | None = None, conf: Any = None, tags: Any = None
     ) -> str:
         self.calls.append(("submit_sql", (sql, queue_name, database_name, conf)))
+        self.submitted_tags.append(tags)
         return "dli-job-7"
+
+    def find_started(self, identity: Any) -> Any:
+        """``found``: what the service lists for the task (a job record, an exception to raise, None)."""
+        self.calls.append(("find_started", dict(identity)))
+        if isinstance(self.found, BaseException):
+            raise self.found
+        return self.found
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def names(self, *which: str) -> list[str]:
@@ -230,11 +241,17 @@ SENSOR_ARGS: dict[str, dict[str, Any]] = {
     "vertex_ai": {"job_id": "job-1", "location": "europe-west1", "job_type": "batch_prediction_job"},
     "cdm": {"cluster_id": "c-1", "job_name": "job-1"},
     "dli": {"job_id": "job-1", "job_type": "sql"},
+    "dli_flink": {"job_id": "1"},  # Flink job ids are integers
+    "dataproc_batch": {"batch_id": "job-1", "region": "europe-west1"},
+    "vertex_pipeline": {"pipeline_job_id": "job-1", "location": "europe-west1"},
 }
 #: The connection-id argument of each service's tasks.
-CONN_ARG = {"dataproc": "gcp_conn_id", "dataflow": "gcp_conn_id", "vertex_ai": "gcp_conn_id"} | {
+CONN_ARG = {
+    s: "gcp_conn_id" for s in ("dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline")
+} | {
     "cdm": "huaweicloud_conn_id",
     "dli": "huaweicloud_conn_id",
+    "dli_flink": "huaweicloud_conn_id",
 }
 
 

@@ -12,6 +12,7 @@ from airflow_jobstatus.links import (
     CdmJobLink,
     ConsoleLink,
     DataflowJobLink,
+    DataprocBatchLink,
     DataprocJobLink,
     DliJobLink,
     VertexAIJobLink,
@@ -29,6 +30,7 @@ LINKS = {
     "vertex_ai": VertexAIJobLink,
     "cdm": CdmJobLink,
     "dli": DliJobLink,
+    "dataproc_batch": DataprocBatchLink,
 }
 #: service → (scope the hook gives, the URL of make_sensor's job-1 with that scope)
 EXPECTED = {
@@ -43,6 +45,7 @@ EXPECTED = {
         f"{HUAWEI}/cdm/?region=cn-north-4#/cdm/clusterDetail/c-1/jobManagement?jobName=job-1",
     ),
     "dli": ("cn-north-4", f"{HUAWEI}/dli/?region=cn-north-4#/main/jobsManagement/sqlJob?jobId=job-1"),
+    "dataproc_batch": ("proj-c", f"{GOOGLE}/dataproc/batches/europe-west1/job-1?project=proj-c"),
 }
 
 
@@ -64,7 +67,7 @@ def test_get_link_builds_the_console_url_with_the_hooks_scope(service, inject):
     assert hook.names() == ["console_scope"]
 
 
-@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai"])
+@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch"])
 def test_the_tasks_project_wins_over_the_connections(service, inject):
     sensor = make_sensor(service, project_id="proj-task")
     inject(sensor, FakeHook(service=service, scope="proj-c"))
@@ -72,7 +75,7 @@ def test_the_tasks_project_wins_over_the_connections(service, inject):
     assert "project=proj-task" in url and "proj-c" not in url
 
 
-@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai"])
+@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch"])
 def test_google_link_without_any_project_has_no_project_parameter(service, inject):
     sensor = make_sensor(service)
     inject(sensor, FakeHook(service=service, scope=None))

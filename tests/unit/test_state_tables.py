@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus.core.states import JobState, NativeStateTable
-from airflow_jobstatus.services import dataflow, dataproc, vertex_ai
+from airflow_jobstatus.services import dataflow, dataproc, dataproc_batch, vertex_ai
 
 
 def _enum(module: str, path: str) -> Any:
@@ -26,6 +26,7 @@ TABLES = [
     ("google.cloud.dataproc_v1", "JobStatus.Substate", dataproc.RUNNING_SUBSTATES),
     ("google.cloud.dataflow_v1beta3", "JobState", dataflow.STATES),
     ("google.cloud.aiplatform_v1", "JobState", vertex_ai.STATES),
+    ("google.cloud.dataproc_v1", "Batch.State", dataproc_batch.STATES),
 ]
 
 
@@ -54,6 +55,14 @@ def _dataflow_job(state: int) -> Any:
     return dataflow_v1beta3.Job.wrap(raw)
 
 
+def _dataproc_batch(state: int) -> Any:
+    from google.cloud import dataproc_v1
+
+    raw = dataproc_v1.Batch.pb()()
+    raw.state = state
+    return dataproc_v1.Batch.wrap(raw)
+
+
 def _vertex_job(state: int) -> Any:
     types = pytest.importorskip("google.cloud.aiplatform_v1.types.custom_job")
     raw = types.CustomJob.pb()()
@@ -67,8 +76,9 @@ def _vertex_job(state: int) -> Any:
         (lambda job: dataproc.parse(job, dataproc.DataprocJobRef("j", "r")), _dataproc_job, 1001),
         (lambda job: dataflow.parse(job, dataflow.DataflowJobRef("j", "l")), _dataflow_job, 1002),
         (lambda job: vertex_ai.parse(job, vertex_ai.VertexAIJobRef("j", "l")), _vertex_job, 1003),
+        (lambda b: dataproc_batch.parse(b, dataproc_batch.DataprocBatchRef("b", "r")), _dataproc_batch, 1004),
     ],
-    ids=["dataproc", "dataflow", "vertex_ai"],
+    ids=["dataproc", "dataflow", "vertex_ai", "dataproc_batch"],
 )
 def test_unknown_int_is_unknown_and_warned_once(parse, build, value, caplog) -> None:
     job = build(value)
