@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook
@@ -74,6 +75,13 @@ class JobStatusHook(BaseHook, Generic[R]):
     async def alist_active(self, ref: R) -> list[Any]:
         """Every entry of the service's list of active jobs in ``ref``'s scope (``coalescing``)."""
         raise ConfigurationError(f"{self.service} has no list of active jobs.")
+
+    def find_started(self, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The newest job an operator started for this task instance (``identity``: ``dag_id``,
+        ``run_id``, ``task_id``, ``map_index``), found at the service by the tag every submit carries,
+        as a job record (``job_ref``, ``ids``, ``submitted_at``, ``try_number``, ``first_try``,
+        ``clear_number``); None when there is none, or (here) when the service cannot tell."""
+        return None
 
     def console_scope(self) -> str | None:
         """What a console link needs from the connection: the Google project or the Huawei region."""

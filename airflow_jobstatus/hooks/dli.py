@@ -37,8 +37,16 @@ class DliJobHook(HuaweiCloudHook[DliJobRef]):
         queue_name: str,
         database_name: str | None = None,
         conf: Mapping[str, Any] | list[str] | None = None,
+        tags: list[dict[str, str]] | None = None,
     ) -> str:
-        """Submit a SQL statement to a queue; the DLI job id. ``conf``: a dict or ["key=value", …]."""
-        job_id = dli.parse_submitted_id(self.send(dli.submit_sql_op(sql, queue_name, database_name, conf)))
+        """Submit a SQL statement to a queue; the DLI job id. ``conf``: a dict or ["key=value", …];
+        ``tags``: ``[{"key": …, "value": …}]`` (``dli.submit_tags`` gives the operator's)."""
+        op = dli.submit_sql_op(sql, queue_name, database_name, conf, tags)
+        job_id = dli.parse_submitted_id(self.send(op))
         self.log.info("DLI: submitted SQL job %s to queue %s.", job_id, queue_name)
         return job_id
+
+    def find_started(self, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The newest SQL job tagged with this task instance's identity (``dli.TASK_TAG_KEY``), as a
+        job record; None when DLI lists none."""
+        return dli.parse_found(self.send(dli.find_started_op(identity)), identity)

@@ -21,6 +21,16 @@ The lifecycle rules (README, "Lifecycle"):
   failed, already reported by a try       submits (an ordinary retry of a failed job)
   ======================================  ==================================================
 
+- **A lost submit is found by its tag.** A worker lost after its submit reached the service but
+  before the record was written leaves no record. So every submit carries a tag naming the task
+  instance (DLI SQL: ``airflow-task`` = SHA-256 of DAG id, run id, task id and map index, see
+  ``services/dli.py``), and a try with ``try_number > 1`` that is about to submit (no record, or
+  the table above says "submits") first asks the service for the newest job with that tag
+  (``hook.find_started``; one list call, never on a first try). A job found that is not the
+  recorded one is recorded and goes through the same table (the try that submitted it is read
+  from its tags). Services that cannot list by tag return None (CDM is found by its job name,
+  which it has before the start; a DLI Spark batch takes no tags).
+
 - **Nothing left running.** A wait that ends by timeout (``timeout`` in the worker or the
   triggerer, ``execution_timeout``) cancels the job (``cancel_on_timeout``); a user kill (mark
   failed/success, clear) of a running or deferred task cancels it (``cancel_on_kill``). Exactly
@@ -37,7 +47,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_jobstatus.core.compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferralTimeout
 from airflow_jobstatus.core.dotted import load_callable
-from airflow_jobstatus.core.exceptions import ConfigurationError, JobNotFoundError
+from airflow_jobstatus.core.exceptions import BadRequestError, ConfigurationError, JobNotFoundError
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.tasks.job_wait import JobWaitMixin
@@ -328,6 +338,12 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
             **self._generation(context),
             "reported": None,
         }
+        self._write_record(context, record, ref)
+
+    def _write_record(self, context: Context, record: dict[str, Any], ref: JobRef) -> None:
+        store = self._store(context)
+        if store is None:
+            return
         try:
             store.set(RECORD_KEY, record)
         except Exception as err:  # the job runs: keep waiting on it rather than abandon it
@@ -409,11 +425,59 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         self.watch.verdict(status)
         return ref, "wait", status
 
+    def task_identity(self, context: Context) -> dict[str, Any] | None:
+        """The task instance (``dag_id``, ``run_id``, ``task_id``, ``map_index``) the same for every try,
+        which a submit's tag names (``hook.find_started``); None when the context does not say."""
+        ti = context.get("ti")
+        identity = {
+            "dag_id": getattr(ti, "dag_id", None) or getattr(self, "dag_id", None),
+            "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
+            "task_id": getattr(ti, "task_id", None) or self.task_id,
+            "map_index": getattr(ti, "map_index", -1),
+        }
+        if not all(isinstance(identity[k], str) and identity[k] for k in ("dag_id", "run_id", "task_id")):
+            return None
+        if not isinstance(identity["map_index"], int):
+            identity["map_index"] = -1
+        return identity
+
+    def _find_started(self, context: Context, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A retry about to submit: the newest job the service lists with this task's tag, unless it is
+        the recorded one (module docstring). A first try does not look (it cannot have lost a submit)."""
+        try_number = getattr(context.get("ti"), "try_number", 1) or 1
+        identity = self.task_identity(context)
+        if self._store(context) is None or try_number <= 1 or identity is None:
+            return None
+        watch = JobWatch(policy=RetryPolicy.for_wait(self), log=self.log)
+        try:
+            # Transient errors are ridden out within the error budget, then fail the try: submitting
+            # without knowing would risk the second job this look is there to prevent.
+            found = watch.read(lambda: self.hook.find_started(identity))
+        except BadRequestError as err:
+            self.log.warning("Could not list the %s jobs of this task (%s): submitting.", self.service, err)
+            return None
+        if not isinstance(found, dict) or not isinstance(found.get("job_ref"), dict):
+            return None
+        if record is not None and found["job_ref"] == record.get("job_ref"):
+            return None
+        return {"version": RECORD_VERSION, "service": self.service, **found, "reported": None}
+
     def _reattach(self, context: Context) -> tuple[JobRef, Verdict, JobStatus] | None:
         """Apply the retry rule (module docstring): the recorded job to wait on or report, or None to submit."""
         record = self._read_record(context)
-        if record is None:
-            return self._running_without_record(context)
+        if record is not None:
+            resumed = self._reattach_to(context, record)
+            if resumed is not None:
+                return resumed
+        found = self._find_started(context, record)
+        if found is not None:
+            return self._reattach_to(context, found, found=True)
+        return self._running_without_record(context) if record is None else None
+
+    def _reattach_to(
+        self, context: Context, record: dict[str, Any], found: bool = False
+    ) -> tuple[JobRef, Verdict, JobStatus] | None:
+        """The table's rule for one job record (or a job ``found`` by its tag, recorded when re-attached)."""
         try:
             ref = self.spec.ref(record["job_ref"])
         except (ConfigurationError, TypeError):
@@ -426,7 +490,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         )
         label = (
             f"{self.service} job {ref.display_id} (submitted by try {record.get('try_number')} "
-            f"at {record.get('submitted_at')})"
+            f"at {record.get('submitted_at')}{', no record: found by its task tag' if found else ''})"
         )
         reported = record.get("reported")
         if reported and (cleared or reported not in self.success_states):
@@ -460,5 +524,7 @@ class StartJobOperator(JobWaitMixin, BaseOperator):
         self.restore(record["job_ref"])
         for key, value in (record.get("ids") or {}).items():
             setattr(self, key, value)
+        if found:  # the next try reads the record, not the list
+            self._write_record(context, record, ref)
         self.watch.verdict(status)  # the progress line and history of the job this try now waits on
         return ref, verdict, status

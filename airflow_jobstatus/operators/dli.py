@@ -10,7 +10,7 @@ from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.dli import DliJobHook
 from airflow_jobstatus.links import DliJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
-from airflow_jobstatus.services.dli import JOB_TYPES, DliJobRef
+from airflow_jobstatus.services.dli import JOB_TYPES, DliJobRef, submit_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -73,8 +73,12 @@ class DliRunSqlJobOperator(StartJobOperator):
         return DliJobRef(job_id=self.job_id, job_type=SQL)
 
     def start(self, context: Context) -> Any:
+        """Submit the SQL, tagged with the task instance (``services.dli.submit_tags``): a retry that
+        finds no record of it (its worker was lost before the answer) finds the job by that tag."""
         assert isinstance(self.hook, DliJobHook)
+        identity = self.task_identity(context)
+        tags = None if identity is None else submit_tags(identity, self._generation(context))
         self.job_id = self.hook.submit_sql(
-            self.sql, self.queue_name, database_name=self.database_name, conf=self.conf
+            self.sql, self.queue_name, database_name=self.database_name, conf=self.conf, tags=tags
         )
         return self.job_id

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
@@ -117,19 +121,151 @@ def cancel_op(ref: DliJobRef) -> Operation:
 
 
 def submit_sql_op(
-    sql: str, queue_name: str, database_name: str | None, conf: Mapping[str, Any] | list[str] | None
+    sql: str,
+    queue_name: str,
+    database_name: str | None,
+    conf: Mapping[str, Any] | list[str] | None,
+    tags: list[dict[str, str]] | None = None,
 ) -> Operation:
-    """Submit a SQL statement to a queue. ``conf``: a dict or ["key=value", …]."""
+    """Submit a SQL statement to a queue. ``conf``: a dict or ["key=value", …]; ``tags``: [{key, value}]."""
     conf_list = [f"{k}={v}" for k, v in conf.items()] if isinstance(conf, Mapping) else conf
     body: dict[str, Any] = {"sql": sql, "queue_name": queue_name}
     if database_name:
         body["currentdb"] = database_name
     if conf_list:
         body["conf"] = list(conf_list)
+    if tags:
+        body["tags"] = [check_tag(tag) for tag in tags]
     # Not logged as "done" by the transport: the hook logs the new job's id once it has it.
     return Operation(
         "submit SQL", "POST", "/v1.0/{project_id}/jobs/submit-job", "(new job)", body=body, log_done=False
     )
+
+
+# -- finding the job a lost try submitted (the task-identity tag) ------------------------------------
+#: Every SQL job the operator submits carries the tag ``airflow-task`` = the SHA-256 (64 lower-case
+#: hex digits) of the compact JSON ``[dag_id, run_id, task_id, map_index]``: the same for every try of
+#: one task instance (and after a clear), different for every other one. Hashed because DLI tag values
+#: hold at most 255 characters of letters, digits, spaces and ``_.:=+-@`` (a DAG id alone may be 250).
+TASK_TAG_KEY = "airflow-task"
+#: And ``airflow-try`` = ``try<N>-first<F>-clear<C>``: the submitting try, the task's first try since
+#: its last clear and the run's clear count (empty when unknown), read back by the try that finds it.
+TRY_TAG_KEY = "airflow-try"
+#: DLI's tag limits (SDK ``Tag``: key 1..128, value 1..255; the API reference's character set).
+TAG_KEY_MAX, TAG_VALUE_MAX = 128, 255
+_TAG_TEXT = re.compile(r"[\w .:=+\-@]+")
+_TRY_TAG = re.compile(r"try(\d*)-first(\d*)-clear(\d*)")
+#: Listed jobs read when looking for the task's job (newest first: the newest is the one wanted).
+FIND_PAGE_SIZE = 10
+
+
+def check_tag(tag: Mapping[str, Any]) -> dict[str, str]:
+    """A ``{key, value}`` tag as DLI accepts it; ConfigurationError naming what is wrong."""
+    from airflow_jobstatus.core.exceptions import ConfigurationError
+
+    key, value = tag.get("key"), tag.get("value")
+    for name, text, limit in (("key", key, TAG_KEY_MAX), ("value", value, TAG_VALUE_MAX)):
+        if not isinstance(text, str) or not 1 <= len(text) <= limit:
+            raise ConfigurationError(f"A DLI tag {name} must be a string of 1..{limit} characters: {text!r}.")
+        if not _TAG_TEXT.fullmatch(text) or text != text.strip():
+            raise ConfigurationError(
+                f"A DLI tag {name} may hold letters, digits, inner spaces and _.:=+-@ only: {text!r}."
+            )
+    if str(key).startswith("_sys_"):
+        raise ConfigurationError(f"A DLI tag key may not start with _sys_: {key!r}.")
+    return {"key": str(key), "value": str(value)}
+
+
+def task_tag_value(identity: Mapping[str, Any]) -> str:
+    """The ``airflow-task`` value of a task instance (``dag_id``, ``run_id``, ``task_id``, ``map_index``)."""
+    from airflow_jobstatus.core.exceptions import ConfigurationError
+
+    parts = [identity.get(name) for name in ("dag_id", "run_id", "task_id")]
+    map_index = identity.get("map_index", -1)
+    if not all(isinstance(p, str) and p for p in parts):
+        raise ConfigurationError(f"A task identity needs dag_id, run_id and task_id: {dict(identity)!r}.")
+    if not isinstance(map_index, int) or isinstance(map_index, bool):
+        raise ConfigurationError(f"A task identity's map_index must be an integer: {map_index!r}.")
+    text = json.dumps([*parts, map_index], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _number(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
+
+
+def submit_tags(identity: Mapping[str, Any], generation: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The tags of a submit: the task identity, and the try (``generation``: ``try_number``,
+    ``first_try``, ``clear_number``) that submitted it."""
+    try_value = "try{}-first{}-clear{}".format(
+        *(_number(generation.get(k)) for k in ("try_number", "first_try", "clear_number"))
+    )
+    return [
+        {"key": TASK_TAG_KEY, "value": task_tag_value(identity)},
+        {"key": TRY_TAG_KEY, "value": try_value},
+    ]
+
+
+def find_started_op(identity: Mapping[str, Any]) -> Operation:
+    """The SQL jobs carrying the task's tag, newest first ("Querying All Jobs": ``tags=key=value``)."""
+    query = (
+        ("tags", f"{TASK_TAG_KEY}={task_tag_value(identity)}"),
+        ("job-type", "ALL"),
+        ("order", "start_time_desc"),
+        ("page-size", str(FIND_PAGE_SIZE)),
+        ("current-page", "1"),
+    )
+    return Operation(
+        "find the task's job", "GET", "/v1.0/{project_id}/jobs", "(job list)", query=query, is_read=True
+    )
+
+
+def _tags_of(entry: Mapping[str, Any]) -> dict[str, str]:
+    tags = entry.get("tags")
+    if not isinstance(tags, list):
+        return {}
+    return {str(t.get("key")): str(t.get("value")) for t in tags if isinstance(t, Mapping)}
+
+
+def _start_time(entry: Mapping[str, Any]) -> int:
+    start = entry.get("start_time")
+    return start if isinstance(start, int) else -1
+
+
+def parse_found(data: Mapping[str, Any], identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The newest listed job carrying the task's tag (checked on each entry, not trusted to the filter)
+    as a job record (``job_ref``, ``ids``, ``submitted_at``, the submitting try); None when there is none."""
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list):
+        raise bad_response(NAME, "(job list)", "the list has no jobs array")
+    wanted = task_tag_value(identity)
+    mine = [
+        job
+        for job in jobs
+        if isinstance(job, Mapping) and job.get("job_id") and _tags_of(job).get(TASK_TAG_KEY) == wanted
+    ]
+    if not mine:
+        return None
+    newest = max(mine, key=_start_time)
+    job_id = str(newest["job_id"])
+    submitted = newest.get("start_time")
+    found: dict[str, Any] = {
+        "job_ref": DliJobRef(job_id=job_id, job_type="sql").to_dict(),
+        "ids": {"job_id": job_id},
+        "submitted_at": (
+            datetime.fromtimestamp(submitted / 1000, timezone.utc).isoformat()
+            if isinstance(submitted, int)
+            else None
+        ),
+        "try_number": None,
+        "first_try": None,
+        "clear_number": None,
+    }
+    generation = _TRY_TAG.fullmatch(_tags_of(newest).get(TRY_TAG_KEY, ""))
+    if generation is not None:
+        for name, text in zip(("try_number", "first_try", "clear_number"), generation.groups(), strict=True):
+            found[name] = int(text) if text else None
+    return found
 
 
 #: Non-terminal SQL statuses ("Querying All Jobs" filters by one ``job-status`` per call) and Spark

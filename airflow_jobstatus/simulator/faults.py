@@ -26,14 +26,17 @@ FAULT_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "grpc_undecodable": ("grpc",),
     # Both.
     "latency": ("grpc", "http"),  # answer normally, ``seconds`` later
+    "hold_answer": ("http",),  # do the call now (a submit creates its job), answer ``seconds`` later
     "drop_connection": ("grpc", "http"),  # HTTP: close the connection unanswered; gRPC: UNAVAILABLE
     "malformed_body": ("grpc", "http"),  # HTTP: 200 with the answer cut in half; gRPC: undecodable
 }
 FAULT_KINDS = tuple(FAULT_PROTOCOLS)
 PROTOCOLS = ("grpc", "http")
-#: Kinds that use ``seconds``: latency (the delay, default below) and http_429 (its Retry-After).
-TIMED_FAULTS = ("latency", "http_429")
+#: Kinds that use ``seconds``: latency and hold_answer (the delay, defaults below) and http_429 (its
+#: Retry-After).
+TIMED_FAULTS = ("latency", "hold_answer", "http_429")
 DEFAULT_LATENCY_SECONDS = 1.0
+DEFAULT_HOLD_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,13 @@ def fault_rule(
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}.")
     if seconds is not None and kind not in TIMED_FAULTS:
-        raise ValueError(f"seconds applies only to {' and '.join(TIMED_FAULTS)}, not {kind}.")
+        raise ValueError(
+            f"seconds applies only to {', '.join(TIMED_FAULTS[:-1])} and {TIMED_FAULTS[-1]}, not {kind}."
+        )
     if kind == "latency" and seconds is None:
         seconds = DEFAULT_LATENCY_SECONDS
+    if kind == "hold_answer" and seconds is None:
+        seconds = DEFAULT_HOLD_SECONDS
     if seconds is not None and (not is_number(seconds) or seconds < 0):
         raise ValueError(f"{kind} needs seconds >= 0, got {seconds!r}.")
     return FaultRule(kind, count, service, job_id, None if seconds is None else float(seconds))

@@ -11,7 +11,9 @@ Request checks, in order (every path but the /_sim/ control API):
    the operation. An unknown job is CDM **404** ``Cdm.0100``, DLI **400** ``DLI.0002``.
 
 Faults: ``http_<status>`` (``huawei_bodies.fault_answer``; ``http_429`` with ``seconds`` adds
-``Retry-After``), ``latency`` (sleep, then answer), ``drop_connection`` (close the connection
+``Retry-After``), ``latency`` (sleep, then answer), ``hold_answer`` (do the operation at once — a
+submit creates its job — then sleep before answering: a client lost meanwhile never learns the
+job's id), ``drop_connection`` (close the connection
 without answering), ``malformed_body`` (200 with the first half of the answer), ``empty_body``
 (200 with no body).
 """
@@ -113,6 +115,10 @@ class HuaweiApi:
             if fault is not None:
                 await asyncio.sleep(fault.seconds or 0.0)
             return _response(respond())
+        if fault.kind == "hold_answer":
+            answer = respond()
+            await asyncio.sleep(fault.seconds or 0.0)
+            return _response(answer)
         if fault.kind == "drop_connection":
             if request.transport is not None:
                 request.transport.close()
@@ -209,6 +215,10 @@ class HuaweiApi:
         sql = body.get("sql") if isinstance(body, dict) else None
         if not isinstance(sql, str) or not sql.strip():
             return _response(dli_error(400, "DLI.0001", "Parameter sql is mandatory."))
+        tags = body.get("tags") or []
+        problem = bodies.dli_tags_problem(tags)
+        if problem is not None:
+            return _response(dli_error(400, "DLI.0001", problem))
         job_id = str(uuid.uuid4())
         job_type = DLI_SQL_JOB_TYPES.get(sql.split(None, 1)[0].upper(), "DDL")
 
@@ -220,6 +230,7 @@ class HuaweiApi:
                 "queue_name": body.get("queue_name") or "default",
                 "database_name": body.get("currentdb") or "",
                 "user_conf": body.get("conf") or [],
+                "tags": [{"key": t["key"], "value": t["value"]} for t in tags],
             }
             data = {"is_success": True, "message": "", "job_id": job_id, "job_type": job_type}
             return Answer(200, {**data, "job_mode": "async"})
@@ -227,9 +238,11 @@ class HuaweiApi:
         return await self._serve(request, "dli", job_id, "CreateSqlJob", respond, body=body)
 
     async def dli_list(self, request: web.Request) -> web.StreamResponse:
-        """Querying All Jobs: SQL jobs, newest first, by ``job-status`` and ``job-type``, paged.
+        """Querying All Jobs: SQL jobs, newest first, by ``job-status``, ``job-type`` and ``tags``, paged.
 
         ``page-size`` 1..100 (default 50), ``current-page`` from 1; ``job_count`` counts every match.
+        ``tags``: ``key=value`` (several joined by ``,``: a job must carry all); ``order``:
+        ``start_time_desc`` (the default) or ``start_time_asc``.
         """
         query = request.query
         try:
@@ -240,6 +253,12 @@ class HuaweiApi:
         if not 1 <= size <= 100 or page < 1:
             return _response(dli_error(400, "DLI.0001", "page-size must be 1..100 and current-page >= 1."))
         status, job_type = query.get("job-status"), query.get("job-type", "ALL")
+        wanted = bodies.dli_tag_filter(query.get("tags", ""))
+        order = query.get("order", "start_time_desc")
+        if wanted is None or order not in ("start_time_desc", "start_time_asc"):
+            message = "tags must be key=value[,key=value…]; order start_time_desc or start_time_asc."
+            return _response(dli_error(400, "DLI.0001", message))
+        newest_first = order == "start_time_desc"
 
         def respond() -> Answer:
             entries = []
@@ -249,8 +268,11 @@ class HuaweiApi:
                     continue
                 if job_type != "ALL" and meta.get("job_type", "QUERY") != job_type:
                     continue
+                carried = {(t["key"], t["value"]) for t in meta.get("tags", [])}
+                if not wanted <= carried:
+                    continue
                 entries.append((job.created_wall, bodies.dli_list_entry(job, meta)))
-            entries.sort(key=lambda e: (-e[0], e[1]["job_id"]))
+            entries.sort(key=lambda e: (-e[0] if newest_first else e[0], e[1]["job_id"]))
             jobs = [entry for _, entry in entries[(page - 1) * size : page * size]]
             return Answer(200, {"is_success": True, "message": "", "job_count": len(entries), "jobs": jobs})
 

@@ -14,6 +14,7 @@ CDM submissions carry both ``last-udpate-user`` (the documented spelling) and ``
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -193,8 +194,37 @@ def dli_status(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
         "user_conf": json.dumps(meta.get("user_conf", [])),
         "result_format": "CSV",
         "statement": meta.get("statement", ""),
-        "tags": [],
+        "tags": [dict(t) for t in meta.get("tags", [])],
     }
+
+
+#: DLI's tag rules (SDK ``Tag``: key 1..128, value 1..255 characters; the API reference's set).
+_TAG_TEXT = re.compile(r"[\w .:=+\-@]+")
+
+
+def dli_tags_problem(tags: Any) -> str | None:
+    """Why a submit's ``tags`` would be refused (a list of ``{key, value}``), or None."""
+    if not isinstance(tags, list):
+        return "tags must be a list of {key, value} objects."
+    for tag in tags:
+        if not isinstance(tag, dict):
+            return "tags must be a list of {key, value} objects."
+        for name, limit in (("key", 128), ("value", 255)):
+            text = tag.get(name)
+            if not isinstance(text, str) or not 1 <= len(text) <= limit or not _TAG_TEXT.fullmatch(text):
+                return f"tag {name} {text!r} must be 1..{limit} letters, digits, spaces or _.:=+-@."
+    return None
+
+
+def dli_tag_filter(text: str) -> set[tuple[str, str]] | None:
+    """The ``tags`` list filter (``key=value``, several joined by ``,``) as pairs; None when malformed."""
+    wanted = set()
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return None
+        wanted.add((key, value))
+    return wanted
 
 
 def dli_list_entry(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:

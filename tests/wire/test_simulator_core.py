@@ -235,7 +235,7 @@ def test_fault_kinds_protocols_and_seconds(core: SimulatorCore) -> None:
     assert taken[1] is not None and taken[1].http_status == 409
     assert taken[2] is not None and (taken[2].seconds, taken[2].retry_after) == (2.5, "3")
     assert taken[3] is not None and taken[3].retry_after is None
-    with pytest.raises(ValueError, match="seconds applies only to latency and http_429"):
+    with pytest.raises(ValueError, match="seconds applies only to latency, hold_answer and http_429"):
         core.inject_fault("http_503", seconds=2)
     with pytest.raises(ValueError, match="seconds >= 0"):
         core.inject_fault("http_429", seconds=-1)
