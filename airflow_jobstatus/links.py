@@ -59,6 +59,11 @@ class DataprocBatchLink(ConsoleLink):
     name = REGISTRY[service].link_name
 
 
+class VertexAIPipelineJobLink(ConsoleLink):
+    service = "vertex_pipeline"
+    name = REGISTRY[service].link_name
+
+
 def link_for(service: str) -> ConsoleLink | None:
     """The console link of ``service``'s tasks (its ``xcom_key`` is where the URL is stored)."""
     for cls in ConsoleLink.__subclasses__():

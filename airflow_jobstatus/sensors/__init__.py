@@ -8,6 +8,7 @@ from airflow_jobstatus.sensors.dataproc import DataprocJobStatusSensor
 from airflow_jobstatus.sensors.dataproc_batch import DataprocBatchStatusSensor
 from airflow_jobstatus.sensors.dli import DliJobStatusSensor
 from airflow_jobstatus.sensors.vertex_ai import VertexAIJobStatusSensor
+from airflow_jobstatus.sensors.vertex_pipeline import VertexAIPipelineJobStatusSensor
 
 __all__ = [
     "CdmJobStatusSensor",
@@ -16,4 +17,5 @@ __all__ = [
     "DataprocJobStatusSensor",
     "DliJobStatusSensor",
     "VertexAIJobStatusSensor",
+    "VertexAIPipelineJobStatusSensor",
 ]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from airflow_jobstatus.services import cdm, dataflow, dataproc, dataproc_batch, dli, vertex_ai
+from airflow_jobstatus.services import (
+    cdm,
+    dataflow,
+    dataproc,
+    dataproc_batch,
+    dli,
+    vertex_ai,
+    vertex_pipeline,
+)
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 
 REGISTRY: dict[str, ServiceSpec] = {
-    m.SPEC.name: m.SPEC for m in (dataproc, dataflow, vertex_ai, cdm, dli, dataproc_batch)
+    m.SPEC.name: m.SPEC for m in (dataproc, dataflow, vertex_ai, cdm, dli, dataproc_batch, vertex_pipeline)
 }
 SERVICES: tuple[str, ...] = tuple(REGISTRY)
 

@@ -14,6 +14,7 @@ from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
 from airflow_jobstatus.simulator.dataproc_batch_grpc import DataprocBatches
 from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
 from airflow_jobstatus.simulator.vertex_grpc import VERTEX_SERVICE, VertexJobs, vertex_available
+from airflow_jobstatus.simulator.vertex_pipeline_grpc import VertexPipelines
 
 DATAPROC_SERVICE = "google.cloud.dataproc.v1.JobController"
 DATAFLOW_SERVICE = "google.dataflow.v1beta3.JobsV1Beta3"
@@ -49,6 +50,7 @@ class GoogleGrpcServicer(GrpcCalls):
         services.update(DataprocBatches(self).handlers())
         if vertex_available() if with_vertex is None else with_vertex:
             services[VERTEX_SERVICE] = VertexJobs(self).handlers()
+            services.update(VertexPipelines(self).handlers())
         return [
             grpc.method_handlers_generic_handler(
                 name, {m: grpc.unary_unary_rpc_method_handler(fn) for m, fn in methods.items()}

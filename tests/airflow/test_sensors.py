@@ -232,6 +232,74 @@ CASES = [
         text="Timeout",
         modes=POKE,  # dag.test() runs a trigger without its timeout: the deferral timeout is in tests/unit
     ),
+    # Vertex AI pipeline jobs: tasks as sub-jobs and progress; CANCELLING can still succeed.
+    Case(
+        "pipeline_success_with_tasks",
+        "vertex_pipeline",
+        [
+            {"state": "PIPELINE_STATE_PENDING", "duration": 0.3},
+            {
+                "state": "PIPELINE_STATE_RUNNING",
+                "duration": 0.3,
+                "task_details": [{"task_name": "train", "state": "RUNNING"}],
+            },
+            {
+                "state": "PIPELINE_STATE_SUCCEEDED",
+                "task_details": [
+                    {"task_name": "prepare", "state": "SUCCEEDED"},
+                    {"task_name": "train", "state": "SUCCEEDED"},
+                ],
+            },
+        ],
+        "success",
+        expect_state="SUCCEEDED",
+        returns={"progress": 1.0, "native_state": "PIPELINE_STATE_SUCCEEDED"},
+        modes=BOTH,
+    ),
+    Case(
+        "pipeline_cancelling_then_succeeded",
+        "vertex_pipeline",
+        [{"state": "PIPELINE_STATE_CANCELLING", "duration": 0.5}, {"state": "PIPELINE_STATE_SUCCEEDED"}],
+        "success",
+        min_calls=2,
+        modes=BOTH,
+    ),
+    Case(
+        "pipeline_failure_with_error",
+        "vertex_pipeline",
+        [
+            {"state": "PIPELINE_STATE_RUNNING", "duration": 0.3},
+            {"state": "PIPELINE_STATE_FAILED", "error": "Task train OOM"},
+        ],
+        "failed",
+        text="Task train OOM",
+        modes=BOTH,
+    ),
+    Case(
+        "pipeline_paused_fails_fast_when_asked",
+        "vertex_pipeline",
+        [{"state": "PIPELINE_STATE_PAUSED"}],
+        "skipped",
+        kwargs={"failure_states": ["FAILED", "CANCELLED", "PAUSED"], "soft_fail": True},
+        text="PIPELINE_STATE_PAUSED",
+    ),
+    Case(
+        "pipeline_transient_burst_then_success",
+        "vertex_pipeline",
+        [{"state": "PIPELINE_STATE_SUCCEEDED"}],
+        "success",
+        faults=[{"kind": "grpc_deadline_exceeded", "count": 1}, {"kind": "grpc_aborted", "count": 1}],
+        min_calls=3,
+        modes=BOTH,
+    ),
+    Case(
+        "pipeline_not_found_fails_fast",
+        "vertex_pipeline",
+        [{"state": "PIPELINE_STATE_RUNNING"}],
+        "failed",
+        add={"location": "us-east4"},
+        text="JobNotFoundError",
+    ),
 ]
 
 

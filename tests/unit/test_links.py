@@ -16,6 +16,7 @@ from airflow_jobstatus.links import (
     DataprocJobLink,
     DliJobLink,
     VertexAIJobLink,
+    VertexAIPipelineJobLink,
 )
 from airflow_jobstatus.operators.cdm import CdmStartJobOperator
 from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
@@ -31,6 +32,7 @@ LINKS = {
     "cdm": CdmJobLink,
     "dli": DliJobLink,
     "dataproc_batch": DataprocBatchLink,
+    "vertex_pipeline": VertexAIPipelineJobLink,
 }
 #: service → (scope the hook gives, the URL of make_sensor's job-1 with that scope)
 EXPECTED = {
@@ -46,6 +48,10 @@ EXPECTED = {
     ),
     "dli": ("cn-north-4", f"{HUAWEI}/dli/?region=cn-north-4#/main/jobsManagement/sqlJob?jobId=job-1"),
     "dataproc_batch": ("proj-c", f"{GOOGLE}/dataproc/batches/europe-west1/job-1?project=proj-c"),
+    "vertex_pipeline": (
+        "proj-c",
+        f"{GOOGLE}/vertex-ai/locations/europe-west1/pipelines/runs/job-1?project=proj-c",
+    ),
 }
 
 
@@ -67,7 +73,9 @@ def test_get_link_builds_the_console_url_with_the_hooks_scope(service, inject):
     assert hook.names() == ["console_scope"]
 
 
-@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch"])
+@pytest.mark.parametrize(
+    "service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline"]
+)
 def test_the_tasks_project_wins_over_the_connections(service, inject):
     sensor = make_sensor(service, project_id="proj-task")
     inject(sensor, FakeHook(service=service, scope="proj-c"))
@@ -75,7 +83,9 @@ def test_the_tasks_project_wins_over_the_connections(service, inject):
     assert "project=proj-task" in url and "proj-c" not in url
 
 
-@pytest.mark.parametrize("service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch"])
+@pytest.mark.parametrize(
+    "service", ["dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline"]
+)
 def test_google_link_without_any_project_has_no_project_parameter(service, inject):
     sensor = make_sensor(service)
     inject(sensor, FakeHook(service=service, scope=None))

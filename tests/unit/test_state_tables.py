@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus.core.states import JobState, NativeStateTable
-from airflow_jobstatus.services import dataflow, dataproc, dataproc_batch, vertex_ai
+from airflow_jobstatus.services import dataflow, dataproc, dataproc_batch, vertex_ai, vertex_pipeline
 
 
 def _enum(module: str, path: str) -> Any:
@@ -27,6 +27,7 @@ TABLES = [
     ("google.cloud.dataflow_v1beta3", "JobState", dataflow.STATES),
     ("google.cloud.aiplatform_v1", "JobState", vertex_ai.STATES),
     ("google.cloud.dataproc_v1", "Batch.State", dataproc_batch.STATES),
+    ("google.cloud.aiplatform_v1", "PipelineState", vertex_pipeline.STATES),
 ]
 
 
@@ -63,6 +64,13 @@ def _dataproc_batch(state: int) -> Any:
     return dataproc_v1.Batch.wrap(raw)
 
 
+def _pipeline_job(state: int) -> Any:
+    types = pytest.importorskip("google.cloud.aiplatform_v1.types.pipeline_job")
+    raw = types.PipelineJob.pb()()
+    raw.state = state
+    return types.PipelineJob.wrap(raw)
+
+
 def _vertex_job(state: int) -> Any:
     types = pytest.importorskip("google.cloud.aiplatform_v1.types.custom_job")
     raw = types.CustomJob.pb()()
@@ -77,8 +85,13 @@ def _vertex_job(state: int) -> Any:
         (lambda job: dataflow.parse(job, dataflow.DataflowJobRef("j", "l")), _dataflow_job, 1002),
         (lambda job: vertex_ai.parse(job, vertex_ai.VertexAIJobRef("j", "l")), _vertex_job, 1003),
         (lambda b: dataproc_batch.parse(b, dataproc_batch.DataprocBatchRef("b", "r")), _dataproc_batch, 1004),
+        (
+            lambda job: vertex_pipeline.parse(job, vertex_pipeline.VertexAIPipelineJobRef("p", "l")),
+            _pipeline_job,
+            1005,
+        ),
     ],
-    ids=["dataproc", "dataflow", "vertex_ai", "dataproc_batch"],
+    ids=["dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline"],
 )
 def test_unknown_int_is_unknown_and_warned_once(parse, build, value, caplog) -> None:
     job = build(value)
@@ -96,3 +109,17 @@ def test_unknown_dataproc_substate_keeps_running_and_warns_once(caplog) -> None:
         statuses = [dataproc.parse(job, dataproc.DataprocJobRef("j", "r")) for _ in range(2)]
     assert {(s.state, s.substate) for s in statuses} == {(JobState.RUNNING, "1004")}
     assert sum("'1004'" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_every_pipeline_task_state_is_known() -> None:
+    """The task states progress counts as finished are PipelineTaskDetail.State names."""
+    types = pytest.importorskip("google.cloud.aiplatform_v1.types.pipeline_job")
+    names = {member.name for member in types.PipelineTaskDetail.State}
+    assert names >= vertex_pipeline.FINISHED_TASK_STATES
+    assert names - vertex_pipeline.FINISHED_TASK_STATES == {
+        "STATE_UNSPECIFIED",
+        "PENDING",
+        "RUNNING",
+        "CANCEL_PENDING",
+        "CANCELLING",
+    }

@@ -56,3 +56,26 @@ def test_watch_dataproc_batch(sim: Simulator, capsys: pytest.CaptureFixture[str]
     assert code == 0
     lines = watch_lines(out)
     assert "PENDING" in lines[0] and "SUCCEEDED" in lines[-1] and "milli_dcu_seconds 5" in lines[-1]
+
+
+@VERTEX
+def test_status_and_watch_vertex_pipeline(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    tasks = [{"task_name": "prepare", "state": "SUCCEEDED"}, {"task_name": "train", "state": "RUNNING"}]
+    sim.add_job("vertex_pipeline", "cli-p", [{"state": "PIPELINE_STATE_RUNNING", "task_details": tasks}])
+    code, out, err = run(capsys, "status", "vertex-pipeline", "cli-p", "--location", REGION, "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert (data["state"], data["progress"]) == ("RUNNING", 0.5)
+    assert [s["id"] for s in data["sub_jobs"]] == ["prepare", "train"]
+    timeline = [
+        {"state": "PIPELINE_STATE_RUNNING", "duration": 0.3, "task_details": tasks},
+        {"state": "PIPELINE_STATE_FAILED", "error": "train failed"},
+    ]
+    sim.add_job("vertex_pipeline", "cli-pw", timeline)
+    code, out, err = run(
+        capsys, "watch", "vertex_pipeline", "cli-pw", "--location", REGION, "--interval", "0.1"
+    )
+    assert code == 1
+    lines = watch_lines(out)
+    assert "50%" in lines[0] and "subjob train 0/1 tasks" in lines[0] and "FAILED" in lines[-1]
+    assert_one_line_error(err, "cli-pw", "FAILED", "train failed")

@@ -27,6 +27,7 @@ from airflow_jobstatus.hooks.base import make_hook
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.services.dataproc_batch import STATES as BATCH_STATES
+from airflow_jobstatus.services.vertex_pipeline import STATES as PIPELINE_STATES
 
 REGION = "europe-west1"
 VERTEX = pytest.mark.skipif(
@@ -53,6 +54,16 @@ KINDS: dict[str, dict[str, Any]] = {
         "read": "GetBatch",
         "list": "ListBatches",
         "cancel": "CancelOperation",
+    },
+    "vertex_pipeline": {
+        "id": "pipeline_job_id",
+        "where": "location",
+        "running": "PIPELINE_STATE_RUNNING",
+        "done": "PIPELINE_STATE_SUCCEEDED",
+        "table": PIPELINE_STATES,
+        "read": "GetPipelineJob",
+        "list": "ListPipelineJobs",
+        "cancel": "CancelPipelineJob",
     },
 }
 
@@ -284,6 +295,69 @@ def test_the_batch_read_serves_the_sdk_message(sim) -> None:
     hook.close()
 
 
+# --- what a Vertex AI pipeline job's answer carries -----------------------------------------------
+
+TASKS = [
+    {"task_name": "my-pipeline", "task_id": 1, "state": "RUNNING"},  # the root: parent of the others
+    {"task_name": "prepare", "task_id": 2, "parent_task_id": 1, "state": "SUCCEEDED"},
+    {"task_name": "skipped-branch", "task_id": 3, "parent_task_id": 1, "state": "SKIPPED"},
+    {"task_name": "train", "task_id": 4, "parent_task_id": 1, "state": "RUNNING"},
+    {"task_name": "evaluate", "task_id": 5, "parent_task_id": 1, "state": "PENDING"},
+]
+
+
+@VERTEX
+@MODES
+async def test_pipeline_tasks_are_sub_jobs_and_progress(sim, mode) -> None:
+    sim.add_job("vertex_pipeline", "p-1", [{"state": "PIPELINE_STATE_RUNNING", "task_details": TASKS}])
+    status = await read(make_hook("vertex_pipeline"), mode, ref("vertex_pipeline", "p-1"))
+    assert [(s["id"], s["status"]) for s in status.sub_jobs] == [
+        ("prepare", "SUCCEEDED"),
+        ("skipped-branch", "SKIPPED"),
+        ("train", "RUNNING"),
+        ("evaluate", "PENDING"),
+    ]
+    assert status.progress == 0.5  # 2 of the 4 leaf tasks will not run any more
+    assert status.task_counts() == (2, 4)
+    prepare, _, train, evaluate = status.sub_jobs
+    assert prepare["start_time"] and prepare["end_time"]
+    assert train["start_time"] and train["end_time"] is None
+    assert evaluate["start_time"] is None
+    assert "subjob train 0/1 tasks" in status.summary()
+
+
+@VERTEX
+@MODES
+async def test_pipeline_error_message_and_no_tasks(sim, mode) -> None:
+    sim.add_job("vertex_pipeline", "p-1", [{"state": "PIPELINE_STATE_FAILED", "error": "Task train failed"}])
+    sim.add_job("vertex_pipeline", "p-2", [{"state": "PIPELINE_STATE_PENDING"}])
+    failed = await read(make_hook("vertex_pipeline"), mode, ref("vertex_pipeline", "p-1"))
+    pending = await read(make_hook("vertex_pipeline"), mode, ref("vertex_pipeline", "p-2"))
+    assert (failed.state, failed.message) == (JobState.FAILED, "Task train failed")
+    assert (pending.state, pending.message, pending.progress, pending.sub_jobs) == (
+        JobState.PENDING,
+        None,
+        None,
+        [],
+    )
+
+
+@VERTEX
+async def test_a_cancelling_pipeline_can_still_succeed(sim) -> None:
+    """CANCELLING is not terminal: the job's tasks may end first and the pipeline SUCCEEDS."""
+    timeline = [
+        {"state": "PIPELINE_STATE_CANCELLING", "duration": 0.2},
+        {"state": "PIPELINE_STATE_SUCCEEDED"},
+    ]
+    sim.add_job("vertex_pipeline", "p-1", timeline)
+    hook = make_hook("vertex_pipeline")
+    first = hook.get_status(ref("vertex_pipeline", "p-1"))
+    assert first.state is JobState.CANCELLING and not first.state.is_terminal
+    time.sleep(0.3)
+    assert hook.get_status(ref("vertex_pipeline", "p-1")).state is JobState.SUCCEEDED
+    hook.close()
+
+
 # --- imports ----------------------------------------------------------------------------------------
 
 
@@ -324,8 +398,8 @@ async def test_a_killed_trigger_cancels_the_job_once_through_a_transient_error(
 
     monkeypatch.setattr(trigger, "task_state", killed)
     await trigger.on_kill()
-    assert sim.get_job(kind, "job-1").actions == ["cancel"]
-    assert sim.method_calls(kind).get(KINDS[kind]["cancel"]) == 1
+    assert sim.get_job(kind, "job-1").actions == ["cancel"]  # applied once, after the retried error
+    assert sim.calls(kind, "job-1") == (3 if kind == "dataproc_batch" else 2)  # batch: read + cancel
     await gcp.aclose_shared_clients()
 
 
