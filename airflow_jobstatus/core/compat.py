@@ -1,11 +1,16 @@
-"""Every import that moved between Airflow 3.1, 3.2 and 3.3, in one place.
+"""Every difference between Airflow 3.1, 3.2 and 3.3 the package meets, in one place.
 
-The package is tested on Airflow 3.3 (see the README); the fallbacks keep the import of a DAG file
-from failing on the older layout, so the error a user sees is about the version, not a traceback.
+Imports that moved, and the 3.3-only features (README "Supported Airflow versions"), each detected
+by what this Airflow has (never by its version string): ``trigger_on_kill()``,
+``trigger_renders_templates()``, ``has_task_state_store()``, ``axcom_set()``. A feature missing here
+is logged once per process with the reason (``note_missing``); the task's verdict never depends on it.
+The package is tested on 3.1.8, 3.2.2 and 3.3.2 (``make test-matrix``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 try:  # Airflow >= 3.2: the task SDK has its own configuration and exceptions
@@ -13,20 +18,26 @@ try:  # Airflow >= 3.2: the task SDK has its own configuration and exceptions
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowNotFoundException,
+        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
         AirflowTaskTimeout,
+        TaskDeferralError,
         TaskDeferralTimeout,
+        TaskDeferred,
     )
 except ImportError:  # pragma: no cover - Airflow 3.1
     from airflow.configuration import conf  # type: ignore[no-redef]
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
         AirflowException,
         AirflowNotFoundException,
+        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
         AirflowTaskTimeout,
+        TaskDeferralError,
         TaskDeferralTimeout,
+        TaskDeferred,
     )
 
 try:
@@ -51,15 +62,140 @@ async def amask_secret(secret: Any) -> None:
         mask_secret(secret)
 
 
+def task_state_store(context: Any) -> Any | None:
+    """The task's state store (Airflow >= 3.3, ``context["task_state_store"]``); None on an older Airflow."""
+    get = getattr(context, "get", None)
+    store = None if get is None else get("task_state_store")
+    if store is None and not has_task_state_store():
+        note_missing(
+            "the task state store (a retry re-attaches by its record)",
+            "Airflow < 3.3; a retry finds its job by the CDM job name or the DLI task tag instead",
+        )
+    return store
+
+
+_STATS: Any = None
+#: (Airflow's shared stats module, its no-op logger class); False: this Airflow has neither.
+_STATS_PROBE: Any = None
+
+
+def _load_stats() -> None:
+    global _STATS, _STATS_PROBE
+    try:
+        from airflow.sdk._shared.observability.metrics import stats as shared
+        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+        from airflow.sdk.observability import stats
+
+        ok = hasattr(shared, "_backend") and hasattr(shared, "_get_backend")
+        _STATS, _STATS_PROBE = stats, ((shared, NoStatsLogger) if ok else False)
+    except ImportError:  # pragma: no cover - Airflow < 3.2
+        from airflow.stats import Stats
+
+        _STATS, _STATS_PROBE = Stats, False
+
+
+def stats_if_active() -> Any | None:
+    """Airflow's ``stats`` (``incr``, ``timing``, …) when it sends metrics somewhere; None when its
+    backend is the no-op logger, so that a caller builds no metric (the wait loop is hot).
+
+    Airflow >= 3.2: ``airflow.sdk.observability.stats``, whose current backend is looked at each
+    time (a process initializes it after start-up, and again after a fork; private names, hence
+    here). Otherwise Airflow's ``Stats``, always used.
+    """
+    if _STATS is None:
+        _load_stats()
+    probe = _STATS_PROBE
+    if probe:
+        backend = probe[0]._backend
+        if backend is None:
+            backend = probe[0]._get_backend()
+        if type(backend) is probe[1]:
+            return None
+    return _STATS
+
+
+def legacy_stat_names() -> bool:
+    """``[metrics] legacy_names_on``: also send the untagged names that carry their tags in the name."""
+    return bool(conf.getboolean("metrics", "legacy_names_on", fallback=True))
+
+
+_log = logging.getLogger("airflow_jobstatus.compat")
+_NOTED: set[str] = set()
+
+
+def note_missing(feature: str, reason: str, log: Any = None) -> None:
+    """Log once per process that ``feature`` is not available on this Airflow, and why."""
+    if feature in _NOTED:
+        return
+    _NOTED.add(feature)
+    (log or _log).warning("%s: not available on this Airflow (%s).", feature, reason)
+
+
+@functools.cache
+def trigger_on_kill() -> bool:
+    """Airflow >= 3.3 awaits a trigger's ``on_kill`` when a user kills the deferred task (mark
+    failed/success, clear); older triggerers only cancel the trigger's ``run()``."""
+    from airflow.triggers.base import BaseTrigger
+
+    return "on_kill" in vars(BaseTrigger)
+
+
+@functools.cache
+def trigger_renders_templates() -> bool:
+    """Airflow >= 3.3 renders a start-from-trigger task's templated trigger kwargs in the triggerer
+    (``BaseTrigger.render_template_fields``); older triggerers pass them unrendered."""
+    from airflow.triggers.base import BaseTrigger
+
+    return hasattr(BaseTrigger, "render_template_fields")
+
+
+@functools.cache
+def has_task_state_store() -> bool:
+    """Airflow >= 3.3 gives a task a state store (``context["task_state_store"]``) that outlives its tries."""
+    try:
+        from airflow.sdk.execution_time.comms import GetTaskStateStore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def axcom_set(key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
+    """``XCom.aset`` from the triggerer (Airflow >= 3.3); older: what it does, by hand — the XCom
+    backend's ``serialize_value``, then ``SetXCom`` to the triggerer's supervisor (3.1 and 3.2 answer it)."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    where: dict[str, Any] = {"dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": map_index}
+    aset = getattr(XCom, "aset", None)
+    if aset is not None:
+        await aset(key, value, **where)
+        return
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import SetXCom
+
+    serialized = XCom.serialize_value(value=value, key=key, **where)
+    await task_runner.SUPERVISOR_COMMS.asend(SetXCom(key=key, value=serialized, **where))
+
+
 __all__ = [
     "AirflowException",
     "AirflowNotFoundException",
+    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTimeout",
+    "TaskDeferralError",
     "TaskDeferralTimeout",
+    "TaskDeferred",
     "amask_secret",
+    "axcom_set",
     "conf",
     "default_deferrable",
+    "has_task_state_store",
+    "legacy_stat_names",
     "mask_secret",
+    "note_missing",
+    "stats_if_active",
+    "task_state_store",
+    "trigger_on_kill",
+    "trigger_renders_templates",
 ]

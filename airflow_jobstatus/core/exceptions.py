@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_jobstatus.core.compat import AirflowException
 
 if TYPE_CHECKING:
     from airflow_jobstatus.core.states import JobStatus

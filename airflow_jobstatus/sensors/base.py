@@ -150,7 +150,13 @@ class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
                 custom.append("template_undefined")
             if custom:
                 return f"the DAG's template settings ({', '.join(custom)}) apply on a worker only"
-        return not_renderable_in_triggerer(values)
+        reason = not_renderable_in_triggerer(values)
+        if reason is None and any(is_template(v) for v in values.values()):
+            from airflow_jobstatus.core.compat import trigger_renders_templates
+
+            if not trigger_renders_templates():
+                return "Airflow < 3.3 does not render a trigger's templated fields in the triggerer"
+        return reason
 
     def start_from_trigger_args(self) -> StartTriggerArgs | None:
         """The ``StartTriggerArgs`` Airflow starts this task with in the triggerer, or None."""

@@ -20,6 +20,7 @@ from airflow.triggers.base import (
     TriggerEvent,
 )
 
+from airflow_jobstatus.core.compat import axcom_set, note_missing, trigger_on_kill
 from airflow_jobstatus.core.dotted import load_callable
 from airflow_jobstatus.core.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.core.states import JobStatus
@@ -191,6 +192,13 @@ class JobStatusTrigger(BaseTrigger):
         if in_triggerer:
             triggerer_gc.apply_once(self.log)
             triggerer_gc.wait_started(self.log)
+            if self.cancel_on_kill and not trigger_on_kill():
+                note_missing(
+                    "cancel on a user kill of a deferred task",
+                    "Airflow < 3.3 calls no trigger on_kill: a deferred task marked failed or success, or "
+                    "cleared, leaves its job running; a kill while the task runs on a worker still cancels",
+                    self.log,
+                )
         try:
             hook, ref = self._hook(), self._ref()
             waiter = self._waiter(hook, ref)
@@ -301,7 +309,7 @@ class JobStatusTrigger(BaseTrigger):
                 else:
                     comms.send(message)
             elif hasattr(comms, "asend"):  # the triggerer's
-                await XCom.aset(key, value, **where)
+                await axcom_set(key, value, **where)
             else:  # dag.test()'s in-process supervisor
                 XCom.set(key, value, **where)
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus._demo_run import ensure_db, read_xcoms, run_dag_file
+from tests.airflow_versions import needs_task_state_store, needs_trigger_rendering
 
 RECORD_KEY = "airflow_jobstatus.started_job"
 
@@ -51,7 +52,8 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=Fal
 def _sync_dags(session: Any) -> dict[str, Any]:
     """What the DAG processor does: parse the dags folder and write the serialized DAGs (returned)."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    from tests.airflow_versions import BundleDagBag, sync_bag_to_db
 
     dags: dict[str, Any] = {}
     manager = DagBundlesManager()
@@ -132,6 +134,7 @@ def _new_run(session: Any, dag_id: str, source: str) -> tuple[Any, Any, Any]:
     return parsed, dag, run
 
 
+@needs_trigger_rendering
 def test_deferrable_sensors_start_and_end_in_the_triggerer(sim):
     """Scheduled → deferred with no worker; rendered and ended in the triggerer with the worker's XComs."""
     from airflow import settings
@@ -254,6 +257,7 @@ def _try_number(dag_id: str, run_id: str) -> int:
         )
 
 
+@needs_task_state_store
 def test_a_retry_re_attaches_to_the_job_instead_of_submitting_again(sim, tmp_path):
     """Try 1 times out and leaves the job running; try 2 finds it in the task state store and waits on it."""
     sim.set_default_timeline(
@@ -273,6 +277,7 @@ def test_a_retry_re_attaches_to_the_job_instead_of_submitting_again(sim, tmp_pat
     assert record["reported"] == "SUCCEEDED"
 
 
+@needs_task_state_store
 def test_execution_timeout_cancels_the_job_exactly_once(sim, tmp_path):
     """Airflow's timeout handler calls on_kill: the job is cancelled once, and the record says so."""
     sim.set_default_timeline("dli", [{"state": "RUNNING"}])
@@ -299,6 +304,7 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=Fal
 """
 
 
+@needs_task_state_store
 def test_a_deferral_timeout_cancels_the_job_exactly_once(sim):
     """The task defers; the scheduler times the deferral out (``check_trigger_timeouts``, which drops
     the deferral's kwargs); the resumed task finds the job in the task state store and cancels it."""

@@ -131,8 +131,7 @@ async def _first_event(trigger) -> dict[str, Any]:
 
 
 def test_triggerer_restart_does_not_submit_twice(sim):
-    from airflow.sdk.exceptions import TaskDeferred
-
+    from airflow_jobstatus.core.compat import TaskDeferred
     from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
     from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 

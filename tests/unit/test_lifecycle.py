@@ -12,15 +12,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from airflow.sdk import DAG
 from airflow.sdk.bases.operator import TriggerFailureReason
-from airflow.sdk.exceptions import (
+from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+
+from airflow_jobstatus.core.compat import (
     AirflowSkipException,
     AirflowTaskTimeout,
     TaskDeferralError,
     TaskDeferralTimeout,
     TaskDeferred,
 )
-from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
-
 from airflow_jobstatus.core.exceptions import AuthenticationError, JobFailedError, TransientServiceError
 from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.hooks.cdm import CdmJobHook
@@ -40,6 +40,7 @@ from airflow_jobstatus.triggers.job_status import (
     JobStatusTrigger,
     parse_end_from_trigger,
 )
+from tests.airflow_versions import needs_trigger_rendering
 from tests.unit.fakes import (
     ERRORS,
     SENSOR_ARGS,
@@ -138,6 +139,7 @@ def test_a_plain_deferrable_sensor_starts_in_the_triggerer():
     )
 
 
+@needs_trigger_rendering
 def test_templated_fields_start_in_the_triggerer_inside_a_dag():
     with DAG("d", schedule=None):
         sensor = DliJobStatusSensor(task_id="w", job_id="{{ params.job }}", deferrable=True)
@@ -216,6 +218,7 @@ def test_the_start_trigger_waits_on_the_rendered_fields(service, trigger_hook, s
     assert sleeps.async_ == [3]  # no initial delay: nothing was read before
 
 
+@needs_trigger_rendering
 def test_the_start_trigger_uses_what_airflow_rendered(trigger_hook, sleeps):
     t = JobStatusStartTrigger(
         service="dli",
@@ -232,6 +235,7 @@ def test_the_start_trigger_uses_what_airflow_rendered(trigger_hook, sleeps):
     assert hook.refs() == [DliJobRef(job_id="job-9")] and t.conn_id == "hw"
 
 
+@needs_trigger_rendering
 def test_a_template_the_triggerer_cannot_render_restarts_the_sensor_on_a_worker(trigger_hook, record_log):
     t = JobStatusStartTrigger(
         service="dli",

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 from airflow.sdk.bases.operator import TriggerFailureReason
-from airflow.sdk.exceptions import AirflowSkipException, TaskDeferralTimeout, TaskDeferred
 
+from airflow_jobstatus.core.compat import AirflowSkipException, TaskDeferralTimeout, TaskDeferred
 from airflow_jobstatus.core.exceptions import AuthenticationError, JobFailedError, TransientServiceError
 from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.hooks.cdm import CdmJobHook

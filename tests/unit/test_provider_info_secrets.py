@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_jobstatus.get_provider_info import get_provider_info
+from tests.airflow_versions import needs_conn_fields
 
 #: The extras of our connection types that hold a credential (or may: a proxy URL with a password).
 SECRET_EXTRAS = {"huaweicloud": {"security_token", "proxy"}}
@@ -48,6 +49,7 @@ def test_masked_in_the_form_means_hidden_by_the_rest_api() -> None:
             assert masked == bool(should_hide_value_for_key(name)), (conn_type, name)  # type: ignore[no-untyped-call]
 
 
+@needs_conn_fields
 def test_airflow_reads_the_secret_fields_as_sensitive_password_params() -> None:
     """What the connection form gets: the providers manager's widgets and the hook-meta route's params."""
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 from airflow.sdk.bases.operator import TriggerFailureReason
-from airflow.sdk.exceptions import (
+
+from airflow_jobstatus.core.compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferralError,
     TaskDeferred,
 )
-
 from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     BadResponseError,

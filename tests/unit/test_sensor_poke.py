@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_jobstatus.core.compat import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 from airflow_jobstatus.core.exceptions import (
     AuthenticationError,
     JobFailedError,

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time import task_runner
 
+from airflow_jobstatus.core.compat import TaskDeferred
 from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.core.states import JobState
 from airflow_jobstatus.core.templating import not_renderable_in_triggerer
@@ -20,6 +20,7 @@ from airflow_jobstatus.sensors.dataproc import DataprocJobStatusSensor
 from airflow_jobstatus.sensors.dli import DliJobStatusSensor
 from airflow_jobstatus.services import SERVICES
 from airflow_jobstatus.triggers.job_status import JobStatusStartTrigger
+from tests.airflow_versions import needs_trigger_rendering
 from tests.unit.fakes import FakeHook, make_sensor
 
 
@@ -76,6 +77,7 @@ def test_templates_that_ask_the_supervisor_start_on_a_worker(job_id):
         "{{ macros.ds_add(ds, 1) }}",
     ],
 )
+@needs_trigger_rendering
 def test_templates_of_dag_run_values_start_in_the_triggerer(job_id):
     with DAG("d", schedule=None):
         sensor = DliJobStatusSensor(task_id="w", job_id=job_id, deferrable=True)
@@ -89,6 +91,7 @@ def test_a_template_jinja_cannot_parse_starts_on_a_worker():
 # -- the render in the triggerer is bounded -----------------------------------------------------------
 
 
+@needs_trigger_rendering
 def test_a_render_that_gets_no_answer_restarts_the_sensor_on_a_worker(trigger_hook, monkeypatch):
     """As ``GetXComSequenceSlice`` on Airflow 3.3: a sync SDK call whose answer never comes."""
     import greenback
@@ -106,6 +109,7 @@ def test_a_render_that_gets_no_answer_restarts_the_sensor_on_a_worker(trigger_ho
     assert "no answer within 0.2 s" in payload["message"] and hook.calls == []
 
 
+@needs_trigger_rendering
 def test_a_render_that_fails_restarts_the_sensor_on_a_worker(trigger_hook):
     def ask() -> str:
         raise RuntimeError("Unable to decode message")
@@ -118,6 +122,7 @@ def test_a_render_that_fails_restarts_the_sensor_on_a_worker(trigger_hook):
     assert hook.calls == []
 
 
+@needs_trigger_rendering
 def test_a_render_that_answers_waits_on_the_rendered_job(trigger_hook, sleeps, monkeypatch):
     monkeypatch.setattr(JobStatusStartTrigger, "push_xcoms", _record_pushes([]))
     t = start_trigger("{{ params.job }}")
@@ -239,3 +244,17 @@ def test_deferring_logs_what_the_triggerer_waits_for(inject):
         sensor.execute({})
     [line] = [m for m in log.messages("info") if m.startswith("Deferring")]
     assert "every 7 s (timeout 42 s)" in line and "running triggerer" in line
+
+
+def test_on_an_airflow_whose_triggerer_does_not_render_a_templated_sensor_starts_on_a_worker(monkeypatch):
+    """Airflow < 3.3 (no ``BaseTrigger.render_template_fields``): the same sensor starts on a worker,
+    where its fields are rendered; a sensor with plain values still starts in the triggerer."""
+    from airflow_jobstatus.core import compat
+
+    monkeypatch.setattr(compat, "trigger_renders_templates", lambda: False)
+    with DAG("d", schedule=None):
+        templated = DliJobStatusSensor(task_id="w", job_id="{{ params.job }}", deferrable=True)
+        plain = DliJobStatusSensor(task_id="p", job_id="job-1", deferrable=True, start_from_trigger=True)
+    assert "Airflow < 3.3" in templated.why_not_start_from_trigger()
+    assert templated.start_from_trigger_args() is None
+    assert plain.why_not_start_from_trigger() is None
