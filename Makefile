@@ -6,7 +6,7 @@ DEPLOY_STAMP := $(VENV)/.deployment-stamp
 UI_STAMP := $(VENV)/.ui-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck pytest test-e2e test-deployment test-ui chromium bench simulate clean
+.PHONY: install demo test lint typecheck pytest test-matrix test-e2e test-deployment test-deployment-oldest test-ui chromium bench simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ test:
 	@start=$$(date +%s); $(MAKE) --no-print-directory lint typecheck pytest; rc=$$?; \
 	  echo "make test: $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
+# The unit and dag.test() layers on every supported Airflow minor (3.1.8, 3.2.2, 3.3.2; MATRIX= to
+# choose), each with no project constraints and the Google provider beside it; one venv per version,
+# cached outside the checkout (.ci/matrix says where and when it is rebuilt).
+MATRIX ?=
+test-matrix: install
+	@start=$$(date +%s); .ci/matrix $(MATRIX); rc=$$?; \
+	  echo "make test-matrix: $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
 # Real processes: airflow standalone, an example DAG as a script, the benchmark harness's smoke run.
 test-e2e: install
 	$(PY) -m pytest -q -p no:cacheprovider -m e2e -rfExX tests/e2e
@@ -60,6 +68,14 @@ test-e2e: install
 # PostgreSQL + scheduler, dag-processor, api-server and two triggerers as separate processes (docs/deployment.md).
 test-deployment: $(DEPLOY_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m deployment -rfExX tests/deployment
+
+# The deployment harness's fleet and triggerer-loss scenarios with every Airflow component on the oldest
+# supported Airflow (its matrix venv); the harness and the simulator run from .venv.
+OLDEST_AIRFLOW ?= 3.1.8
+test-deployment-oldest: $(DEPLOY_STAMP)
+	JOBSTATUS_DEPLOY_VENV=$$(.ci/matrix --venv $(OLDEST_AIRFLOW)) \
+	  $(PY) -m pytest -q -p no:cacheprovider -m deployment -rfExX tests/deployment/test_deployment.py \
+	  -k "test_fleet or test_triggerer_loss"
 
 # The Cloud jobs page in airflow standalone and headless Chromium (docs/ui.md); screenshot in tests/ui/artifacts.
 test-ui: $(UI_STAMP) chromium

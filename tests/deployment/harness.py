@@ -43,7 +43,15 @@ DAGS = HERE / "dags"
 #: The provider's example DAGs, parsed from the repository as a second DAG bundle (never copied).
 EXAMPLE_DAGS = REPO / "example_dags"
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+#: The venv Airflow's components run from: this interpreter's, or ``JOBSTATUS_DEPLOY_VENV``'s
+#: (``make test-deployment-oldest``: the oldest supported Airflow's matrix venv, .ci/matrix). The
+#: harness itself and the simulator stay in this interpreter.
+AIRFLOW_BIN = (
+    Path(os.environ["JOBSTATUS_DEPLOY_VENV"]) / "bin"
+    if os.environ.get("JOBSTATUS_DEPLOY_VENV")
+    else Path(sys.executable).parent
+)
+AIRFLOW = str(AIRFLOW_BIN / "airflow")
 T = TypeVar("T")
 #: Scenario name → what it measured; printed at the end of the run (conftest.pytest_terminal_summary).
 METRICS: dict[str, dict[str, Any]] = {}
@@ -456,7 +464,7 @@ class Airflow:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST", "COV_"))}
         env.update(sim.env)
         env.update(
-            PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+            PATH=str(AIRFLOW_BIN) + os.pathsep + env.get("PATH", ""),
             PYTHONPATH=str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             AIRFLOW_HOME=str(home),
             AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
