@@ -25,6 +25,7 @@ class JobFailedError(JobStatusError):
             + (f", substate {status.substate}" if status.substate else "")
             + ")"
             + (f": {status.message}" if status.message else "")
+            + (f" (job logs: {status.logs_url})" if status.logs_url else "")
         )
         super().__init__(text)
 

@@ -144,6 +144,8 @@ class JobStatus:
     progress: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
     sub_jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: Where the job's own logs are, when the service names a place (the service module fills it).
+    logs_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (state as its name); ``from_dict`` reads it back."""
@@ -157,6 +159,7 @@ class JobStatus:
             "progress": self.progress,
             "counters": dict(self.counters),
             "sub_jobs": [dict(s) for s in self.sub_jobs],
+            "logs_url": self.logs_url,
         }
 
     @classmethod
@@ -171,6 +174,7 @@ class JobStatus:
             progress=data.get("progress"),
             counters=dict(data.get("counters") or {}),
             sub_jobs=[dict(s) for s in data.get("sub_jobs") or []],
+            logs_url=data.get("logs_url"),
         )
 
     def task_counts(self) -> tuple[int, int]:

@@ -51,6 +51,7 @@ from airflow_jobstatus.core.exceptions import BadRequestError, ConfigurationErro
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.tasks.job_wait import JobWaitMixin
+from airflow_jobstatus.tasks.lineage import JobLineageMixin
 from airflow_jobstatus.triggers.events import seen_of
 from airflow_jobstatus.wait.rules import JobWatch, RetryPolicy, Verdict, check_seconds
 
@@ -66,7 +67,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class StartJobOperator(JobWaitMixin, BaseOperator):
+class StartJobOperator(JobLineageMixin, JobWaitMixin, BaseOperator):
     """Base of the operators: ``start()`` the job, then wait in the worker or the triggerer.
 
     Subclasses set ``started_id_key`` (the id XCom) and ``outcome_xcoms_function``, and implement

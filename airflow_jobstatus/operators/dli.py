@@ -43,6 +43,7 @@ class DliRunSqlJobOperator(StartJobOperator):
     operator_extra_links = (DliJobLink(),)
     started_id_key = "job_id"
     outcome_xcoms_function = "airflow_jobstatus.operators.dli:outcome_xcoms"
+    lineage_sql_field = "sql"  # OpenLineage: the submitted SQL as the job's ``sql`` facet
 
     def __init__(
         self,

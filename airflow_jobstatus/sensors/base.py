@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 from airflow_jobstatus.core.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferralTimeout
 from airflow_jobstatus.core.templating import is_template, not_renderable_in_triggerer
 from airflow_jobstatus.tasks.job_wait import JobWaitMixin
+from airflow_jobstatus.tasks.lineage import JobLineageMixin
 from airflow_jobstatus.triggers.events import END_FROM_TRIGGER_STATES
 from airflow_jobstatus.wait.rules import check_seconds
 
@@ -57,7 +58,7 @@ class _StartFromTrigger:
             obj.__dict__["_start_from_trigger_asked"] = bool(value)
 
 
-class JobStatusSensor(JobWaitMixin, BaseSensorOperator):
+class JobStatusSensor(JobLineageMixin, JobWaitMixin, BaseSensorOperator):
     """Waits until a cloud job reaches a normalized terminal state; see the README for the rules.
 
     :param success_states: normalized state names that end the wait successfully

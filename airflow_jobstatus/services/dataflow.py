@@ -52,11 +52,26 @@ class DataflowJobRef(JobRef):
 
 
 def parse(job: Any, ref: DataflowJobRef) -> JobStatus:
-    """A ``dataflow_v1beta3.Job`` as a JobStatus (native_state keeps the full SDK name)."""
+    """A ``dataflow_v1beta3.Job`` as a JobStatus (native_state keeps the full SDK name; logs: Cloud Logging)."""
     from google.cloud.dataflow_v1beta3 import JobState as PbJobState
 
-    state = enum_name(PbJobState, raw_message(job).current_state)
-    return JobStatus(service=NAME, job_id=ref.job_id, state=STATES.normalize(state), native_state=state)
+    message = raw_message(job)
+    state = enum_name(PbJobState, message.current_state)
+    return JobStatus(
+        service=NAME,
+        job_id=ref.job_id,
+        state=STATES.normalize(state),
+        native_state=state,
+        logs_url=logs_url(ref, ref.project_id or message.project_id or None),
+    )
+
+
+def logs_url(ref: DataflowJobRef, project: str | None) -> str:
+    """The job's logs in the Cloud Logging console (its steps' and workers' entries carry its job id)."""
+    from urllib.parse import quote
+
+    query = f'resource.type="dataflow_step"\nresource.labels.job_id="{ref.job_id}"'
+    return console(f"/logs/query;query={quote(query, safe='')}", project=project)
 
 
 def _job(project: str, ref: DataflowJobRef) -> dict[str, Any]:

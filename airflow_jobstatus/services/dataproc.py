@@ -62,10 +62,11 @@ def normalize(state: str, substate: str | None, job_type: str | None = None) -> 
 
 
 def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
-    """A ``dataproc_v1.Job`` as a JobStatus; ``status.details`` becomes the message."""
+    """A ``dataproc_v1.Job`` as a JobStatus; ``status.details`` becomes the message, the driver output the logs."""
     from google.cloud.dataproc_v1 import JobStatus as PbJobStatus
 
-    status = raw_message(job).status
+    message = raw_message(job)
+    status = message.status
     state = enum_name(PbJobStatus.State, status.state)
     substate: str | None = enum_name(PbJobStatus.Substate, status.substate)
     if substate == "UNSPECIFIED":
@@ -77,7 +78,13 @@ def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
         native_state=state,
         substate=substate,
         message=status.details or None,
+        logs_url=logs_url(message),
     )
+
+
+def logs_url(job: Any) -> str | None:
+    """The job's driver output (``driver_output_resource_uri``, a ``gs://`` prefix); None before Dataproc sets it."""
+    return str(job.driver_output_resource_uri) or None
 
 
 def _job(project: str, ref: DataprocJobRef) -> dict[str, Any]:
