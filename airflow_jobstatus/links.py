@@ -64,6 +64,11 @@ class VertexAIPipelineJobLink(ConsoleLink):
     name = REGISTRY[service].link_name
 
 
+class DliFlinkJobLink(ConsoleLink):
+    service = "dli_flink"
+    name = REGISTRY[service].link_name
+
+
 def link_for(service: str) -> ConsoleLink | None:
     """The console link of ``service``'s tasks (its ``xcom_key`` is where the URL is stored)."""
     for cls in ConsoleLink.__subclasses__():

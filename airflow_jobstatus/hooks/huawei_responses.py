@@ -58,14 +58,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _json_object(body: bytes) -> tuple[dict[str, Any], str | None]:
-    """The body as a JSON object, or ({}, why it is not one)."""
+def _json_object(body: bytes, array_key: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """The body as a JSON object (an array as ``{array_key: array}`` when given), or ({}, why not)."""
     if not body.strip():
         return {}, "empty body"
     try:
         data = json.loads(body)
     except ValueError:
         return {}, f"not JSON ({len(body)} bytes: truncated or garbled)"
+    if array_key is not None and isinstance(data, list):
+        return {array_key: data}, None
     if not isinstance(data, dict):
         return {}, f"expected a JSON object, got {type(data).__name__}"
     return data, None
@@ -126,7 +128,7 @@ def handle_response(
     """
     if not 200 <= status < 300:
         raise http_error(status, headers, body, op, service=service, where=where, scrub=scrub)
-    data, problem = _json_object(body)
+    data, problem = _json_object(body, op.array_key)
     if problem is None:
         return data
     if not op.body_required:

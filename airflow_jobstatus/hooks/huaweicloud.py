@@ -98,6 +98,9 @@ class HuaweiCloudHook(JobStatusHook[R]):
     hook_name = "Huawei Cloud"
     service: ClassVar[str] = ""
     api: ClassVar[HuaweiService]
+    #: The connection endpoint the service is reached on (``<name>_endpoint``, ``<name>.<region>…``);
+    #: empty: the service's own name (DLI Flink jobs set "dli").
+    endpoint_service: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -139,12 +142,16 @@ class HuaweiCloudHook(JobStatusHook[R]):
         with locked():
             return self._read_config()
 
+    @property
+    def _endpoint(self) -> str:
+        return self.endpoint_service or self.service
+
     def console_scope(self) -> str | None:
         """The connection's region (the Huawei console needs it)."""
         return self.config.region
 
     def _where(self, config: HuaweiConfig) -> str:
-        where = f"{self.service.upper()} project {config.project_id!r} at {config.endpoint(self.service)}"
+        where = f"{self.service.upper()} project {config.project_id!r} at {config.endpoint(self._endpoint)}"
         return where + (f" (region {config.region})" if config.region else "")
 
     def _finish(self, config: HuaweiConfig, reply: Reply, op: Operation) -> dict[str, Any]:
@@ -210,7 +217,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         import requests
 
         config = self.config
-        signed = huawei_signer.sign(op, config, config.endpoint(self.service))
+        signed = huawei_signer.sign(op, config, config.endpoint(self._endpoint))
         proxy = config.proxy_for(signed.url)
         failure: ServiceError | None = None
         try:
@@ -240,7 +247,7 @@ class HuaweiCloudHook(JobStatusHook[R]):
         import aiohttp
 
         config = await self.aconfig()
-        endpoint, proxy, key = route_for(config, self.service)
+        endpoint, proxy, key = route_for(config, self._endpoint)
         signed = huawei_signer.sign(op, config, endpoint)
         session = SESSIONS.values().get(key)
         if session is None or session.closed:

@@ -7,6 +7,7 @@ from airflow_jobstatus.sensors.dataflow import DataflowJobStatusSensor
 from airflow_jobstatus.sensors.dataproc import DataprocJobStatusSensor
 from airflow_jobstatus.sensors.dataproc_batch import DataprocBatchStatusSensor
 from airflow_jobstatus.sensors.dli import DliJobStatusSensor
+from airflow_jobstatus.sensors.dli_flink import DliFlinkJobStatusSensor
 from airflow_jobstatus.sensors.vertex_ai import VertexAIJobStatusSensor
 from airflow_jobstatus.sensors.vertex_pipeline import VertexAIPipelineJobStatusSensor
 
@@ -15,6 +16,7 @@ __all__ = [
     "DataflowJobStatusSensor",
     "DataprocBatchStatusSensor",
     "DataprocJobStatusSensor",
+    "DliFlinkJobStatusSensor",
     "DliJobStatusSensor",
     "VertexAIJobStatusSensor",
     "VertexAIPipelineJobStatusSensor",

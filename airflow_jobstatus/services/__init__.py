@@ -8,13 +8,15 @@ from airflow_jobstatus.services import (
     dataproc,
     dataproc_batch,
     dli,
+    dli_flink,
     vertex_ai,
     vertex_pipeline,
 )
 from airflow_jobstatus.services.base import JobRef, ServiceSpec
 
 REGISTRY: dict[str, ServiceSpec] = {
-    m.SPEC.name: m.SPEC for m in (dataproc, dataflow, vertex_ai, cdm, dli, dataproc_batch, vertex_pipeline)
+    m.SPEC.name: m.SPEC
+    for m in (dataproc, dataflow, vertex_ai, cdm, dli, dataproc_batch, dli_flink, vertex_pipeline)
 }
 SERVICES: tuple[str, ...] = tuple(REGISTRY)
 

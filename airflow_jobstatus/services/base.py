@@ -53,6 +53,8 @@ class JobRef:
     service: ClassVar[str]
     #: Fields that identify the job and must be non-empty (validated in ``__post_init__``).
     id_fields: ClassVar[tuple[str, ...]] = ()
+    #: What stands in for a templated field when the reference is checked at DAG parse time.
+    parse_placeholder: ClassVar[str] = "x"
 
     def __post_init__(self) -> None:
         for name in self.id_fields:

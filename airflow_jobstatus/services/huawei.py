@@ -33,6 +33,8 @@ class Operation:
     not_found_hint: str = ""
     #: Whether the transport logs "<action> for <job> done." (a submit logs its new job id itself).
     log_done: bool = True
+    #: A 2xx answer that is a JSON array is returned as ``{array_key: [...]}`` (DLI's Flink batch stop).
+    array_key: str | None = None
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
 
 

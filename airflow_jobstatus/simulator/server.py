@@ -329,5 +329,8 @@ def _http_front(core: SimulatorCore) -> HttpFront:
     from airflow_jobstatus.simulator.huawei import HuaweiApi
 
     huawei = HuaweiApi(core, unsigned_prefix=PREFIX)
-    app = build_app([*ControlApi(core).routes(), *huawei.routes()], middlewares=[huawei.middleware])
+    from airflow_jobstatus.simulator.dli_flink import DliFlinkApi
+
+    routes = [*ControlApi(core).routes(), *huawei.routes(), *DliFlinkApi(huawei).routes()]
+    app = build_app(routes, middlewares=[huawei.middleware])
     return HttpFront(app)

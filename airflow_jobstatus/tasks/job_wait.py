@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 def _known_at_parse(value: Any) -> bool:
     """A value known at parse time (not a template, not an XComArg)."""
+    if isinstance(value, int) and not isinstance(value, bool):  # e.g. a DLI Flink job id
+        return True
     return value is None or (isinstance(value, str) and not is_template(value))
 
 
@@ -159,8 +161,10 @@ class JobWaitMixin:
         return self.spec.ref(self.ref_fields())
 
     def check_ref_now(self) -> None:
-        """Validate the reference at parse time: every field known now (templates stand in as "x")."""
-        fields = {k: (v if _known_at_parse(v) else "x") for k, v in self.ref_fields().items()}
+        """Validate the reference at parse time: every field known now (templates stand in as the ref
+        type's ``parse_placeholder``, "x" unless its ids have a format)."""
+        stand_in = self.spec.ref_type.parse_placeholder
+        fields = {k: (v if _known_at_parse(v) else stand_in) for k, v in self.ref_fields().items()}
         ref = self.spec.ref(fields)
         if getattr(self, "coalesce", False):  # e.g. a DLI Spark batch cannot coalesce
             from airflow_jobstatus.triggers.coalescing import coalescing_of

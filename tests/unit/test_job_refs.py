@@ -14,6 +14,7 @@ from airflow_jobstatus.services.dataflow import DataflowJobRef
 from airflow_jobstatus.services.dataproc import DataprocJobRef
 from airflow_jobstatus.services.dataproc_batch import DataprocBatchRef
 from airflow_jobstatus.services.dli import DliJobRef
+from airflow_jobstatus.services.dli_flink import DliFlinkJobRef
 from airflow_jobstatus.services.vertex_ai import VertexAIJobRef
 from airflow_jobstatus.services.vertex_pipeline import VertexAIPipelineJobRef
 
@@ -23,6 +24,7 @@ REFS = {
     "vertex_ai": VertexAIJobRef(job_id="42", location="us-central1", job_type="hyperparameter_tuning_job"),
     "cdm": CdmJobRef(cluster_id="c-1", job_name="orders to obs"),
     "dli": DliJobRef(job_id="7f0e-11", job_type="spark"),
+    "dli_flink": DliFlinkJobRef(job_id="50320"),
     "dataproc_batch": DataprocBatchRef(batch_id="nightly-2026-12-07", region="europe-west1"),
     "vertex_pipeline": VertexAIPipelineJobRef(pipeline_job_id="my-pipeline-20261207", location="us-central1"),
 }

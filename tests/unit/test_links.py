@@ -14,6 +14,7 @@ from airflow_jobstatus.links import (
     DataflowJobLink,
     DataprocBatchLink,
     DataprocJobLink,
+    DliFlinkJobLink,
     DliJobLink,
     VertexAIJobLink,
     VertexAIPipelineJobLink,
@@ -31,6 +32,7 @@ LINKS = {
     "vertex_ai": VertexAIJobLink,
     "cdm": CdmJobLink,
     "dli": DliJobLink,
+    "dli_flink": DliFlinkJobLink,
     "dataproc_batch": DataprocBatchLink,
     "vertex_pipeline": VertexAIPipelineJobLink,
 }
@@ -47,6 +49,10 @@ EXPECTED = {
         f"{HUAWEI}/cdm/?region=cn-north-4#/cdm/clusterDetail/c-1/jobManagement?jobName=job-1",
     ),
     "dli": ("cn-north-4", f"{HUAWEI}/dli/?region=cn-north-4#/main/jobsManagement/sqlJob?jobId=job-1"),
+    "dli_flink": (
+        "cn-north-4",
+        f"{HUAWEI}/dli/?region=cn-north-4#/main/jobsManagement/flinkJob/detail?jobId=1",
+    ),
     "dataproc_batch": ("proj-c", f"{GOOGLE}/dataproc/batches/europe-west1/job-1?project=proj-c"),
     "vertex_pipeline": (
         "proj-c",
