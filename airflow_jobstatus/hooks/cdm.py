@@ -25,6 +25,10 @@ class CdmJobHook(HuaweiCloudHook[CdmJobRef]):
         self.log.info("CDM: started job %s: submission %s.", ref.display_id, submission_id)
         return submission_id
 
+    def get_job(self, ref: CdmJobRef) -> dict[str, Any]:
+        """The job's definition (Querying a Job): its links and their configs, as CDM answers it."""
+        return self.send(cdm.job_op(ref))
+
     def stop_job(self, ref: CdmJobRef) -> None:
         """CDM's own name for ``cancel``: stop the job's running submission."""
         self.cancel(ref)

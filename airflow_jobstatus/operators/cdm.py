@@ -9,6 +9,7 @@ from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks.cdm import CdmJobHook
 from airflow_jobstatus.links import CdmJobLink
 from airflow_jobstatus.operators.base import StartJobOperator
+from airflow_jobstatus.services import cdm
 from airflow_jobstatus.services.base import JobRef
 from airflow_jobstatus.services.cdm import NO_SUBMISSION, CdmJobRef
 
@@ -60,6 +61,12 @@ class CdmStartJobOperator(StartJobOperator):
     def ref_before_start(self) -> JobRef:
         """CDM jobs are named before they start: a record-less retry can find a running one."""
         return self.job_ref()
+
+    def lineage_datasets(self) -> dict[str, list[tuple[str, str]]]:
+        """OpenLineage: what the job definition's from/to links read and write (one read, at the end)."""
+        ref = self.job_ref()
+        assert isinstance(ref, CdmJobRef) and isinstance(self.hook, CdmJobHook)
+        return cdm.datasets(self.hook.get_job(ref), ref)
 
     def recorded_job_gone(self, status: JobStatus) -> bool:
         """A job whose submissions are all gone reports no submission: the recorded one no longer exists."""

@@ -154,6 +154,47 @@ def parse_submission_id(data: Mapping[str, Any], ref: CdmJobRef) -> str:
     return str(value)
 
 
+def job_op(ref: CdmJobRef) -> Operation:
+    """Querying a Job: the job's definition (its from/to links and their job configs)."""
+    cluster, name = quote_segment(ref.cluster_id), quote_segment(ref.job_name)
+    path = f"/v1.1/{{project_id}}/clusters/{cluster}/cdm/job/{name}"
+    return Operation("get job", "GET", path, ref.display_id, is_read=True, log_done=False)
+
+
+#: The job-config inputs that name what a side of a job reads or writes: a table, else a path.
+DATASET_INPUTS = {
+    "from": ("fromJobConfig.schemaName", "fromJobConfig.tableName", "fromJobConfig.inputDirectory"),
+    "to": ("toJobConfig.schemaName", "toJobConfig.tableName", "toJobConfig.outputDirectory"),
+}
+
+
+def _inputs(config_values: Any) -> dict[str, str]:
+    """``{input name: value}`` of a ``from-config-values``/``to-config-values`` object."""
+    configs = config_values.get("configs") if isinstance(config_values, Mapping) else None
+    values: dict[str, str] = {}
+    for config in configs if isinstance(configs, list) else []:
+        for item in config.get("inputs") or [] if isinstance(config, Mapping) else []:
+            if isinstance(item, Mapping) and item.get("name") and item.get("value") not in (None, ""):
+                values[str(item["name"])] = str(item["value"])
+    return values
+
+
+def datasets(data: Mapping[str, Any], ref: CdmJobRef) -> dict[str, list[tuple[str, str]]]:
+    """What a job definition says it reads (``from``) and writes (``to``): ``(namespace, name)`` pairs,
+    the namespace naming the cluster and the link (``cdm://<cluster>/<link>``), the name the table
+    (``schema.table``) or the directory. A side whose config names neither is left out."""
+    jobs = data.get("jobs")
+    job = jobs[0] if isinstance(jobs, list) and jobs and isinstance(jobs[0], Mapping) else {}
+    found: dict[str, list[tuple[str, str]]] = {"from": [], "to": []}
+    for side, (schema_key, table_key, path_key) in DATASET_INPUTS.items():
+        link, values = job.get(f"{side}-link-name"), _inputs(job.get(f"{side}-config-values"))
+        table = values.get(table_key)
+        name = ".".join(p for p in (values.get(schema_key), table) if p) if table else values.get(path_key)
+        if link and name:
+            found[side].append((f"cdm://{ref.cluster_id}/{link}", name))
+    return found
+
+
 def console_url(ref: CdmJobRef, region: str | None) -> str:
     fragment = f"/cdm/clusterDetail/{ref.cluster_id}/jobManagement?jobName={ref.job_name}"
     return console("cdm", fragment, region)

@@ -54,6 +54,7 @@ class HuaweiApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(_CDM_JOB + "/status", self.cdm_status),
+            web.get(_CDM_JOB, self.cdm_job),
             web.put(_CDM_JOB + "/start", self.cdm_start),
             web.put(_CDM_JOB + "/stop", self.cdm_stop),
             web.get(_CDM + "/submissions", self.cdm_submissions),
@@ -156,6 +157,17 @@ class HuaweiApi:
             return Answer(200, {"submissions": [bodies.cdm_submission(history[-1])]})
 
         return await self._serve(request, "cdm", self._cdm_ref(request, name), "ShowJobStatus", respond)
+
+    async def cdm_job(self, request: web.Request) -> web.StreamResponse:
+        """Querying a Job: its definition (``huawei_bodies.cdm_job_definition``)."""
+        name = request.match_info["job_name"]
+
+        def respond() -> Answer:
+            if self._cdm_history(request, name) is None:
+                return bodies.cdm_not_found(name)
+            return Answer(200, bodies.cdm_job_definition(name))
+
+        return await self._serve(request, "cdm", self._cdm_ref(request, name), "ShowJob", respond)
 
     async def cdm_start(self, request: web.Request) -> web.StreamResponse:
         """A new submission on the default timeline; refused while the latest one still runs."""

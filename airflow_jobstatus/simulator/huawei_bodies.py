@@ -147,6 +147,31 @@ def cdm_never_executed(name: str) -> dict[str, Any]:
     }
 
 
+def cdm_job_definition(name: str) -> dict[str, Any]:
+    """What "Querying a Job" answers for a defined job: a MySQL table copied to a DWS table of its name."""
+
+    def config(name_prefix: str, schema: str, table: str) -> dict[str, Any]:
+        inputs = [
+            {"name": f"{name_prefix}.schemaName", "value": schema},
+            {"name": f"{name_prefix}.tableName", "value": table},
+        ]
+        return {"configs": [{"inputs": inputs, "name": name_prefix}]}
+
+    job = {
+        "job_type": "NORMAL_JOB",
+        "name": name,
+        "from-connector-name": "generic-jdbc-connector",
+        "from-link-name": "sim-mysql-link",
+        "from-config-values": config("fromJobConfig", "sim_src", name),
+        "to-connector-name": "generic-jdbc-connector",
+        "to-link-name": "sim-dws-link",
+        "to-config-values": config("toJobConfig", "sim_dw", name),
+        "driver-config-values": {"configs": [{"inputs": [], "name": "throttlingConfig"}]},
+        "creation-user": CDM_USER,
+    }
+    return {"total": 1, "jobs": [job], "page_no": 1, "page_size": 10}
+
+
 def dli_progress(job: SimJob) -> dict[str, Any]:
     """The ``/v1/{project_id}/jobs/{job_id}/progress`` body."""
     snap = job.snapshot()

@@ -11,7 +11,8 @@ What a task reports:
 - a run facet ``jobStatus`` (:func:`run_facet_class`, schema ``JobStatusRunFacet``): the service, the
   job id, the normalized and native state of the last reading, the console URL and, where the
   service names one, the job's own logs; and the standard ``externalQuery`` run facet (job id, service);
-- a job facet ``sql`` (``SQLJobFacet``) for a task whose ``lineage_sql_field`` names its SQL (DLI SQL).
+- a job facet ``sql`` (``SQLJobFacet``) for a task whose ``lineage_sql_field`` names its SQL (DLI SQL);
+- input and output datasets where ``lineage_datasets`` names them (CDM: the job definition's links).
 
 While listener plugins are registered (OpenLineage's, when it emits), no task ends in the triggerer
 (``end_from_trigger`` reads False): Airflow runs no listener there, so the task would send no event,
@@ -125,8 +126,29 @@ class JobLineageMixin:
             if status is None:
                 return None  # no job: the start failed before the service named one
             job_id, console = status.job_id, None
+        inputs, outputs = self._lineage_datasets(job_id)
         return OperatorLineage(
-            run_facets=self.lineage_run_facets(job_id, console), job_facets=self.lineage_job_facets()
+            inputs=inputs,
+            outputs=outputs,
+            run_facets=self.lineage_run_facets(job_id, console),
+            job_facets=self.lineage_job_facets(),
+        )
+
+    def lineage_datasets(self) -> dict[str, list[tuple[str, str]]]:
+        """What the job read (``from``) and wrote (``to``), as ``(namespace, name)`` pairs (CDM's links)."""
+        return {}
+
+    def _lineage_datasets(self, job_id: str) -> tuple[list[Any], list[Any]]:
+        from openlineage.client.event_v2 import Dataset
+
+        try:
+            found = self.lineage_datasets()
+        except Exception as err:  # lineage never fails a task: the job's own facets are still sent
+            self.log.warning("OpenLineage: no datasets for %s job %s (%s)", self.service, job_id, err)
+            return [], []
+        return (
+            [Dataset(namespace=ns, name=name) for ns, name in found.get("from", [])],
+            [Dataset(namespace=ns, name=name) for ns, name in found.get("to", [])],
         )
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk._shared.listeners import hookimpl
+from airflow.listeners import hookimpl  # the same pluggy marker ("airflow") on 3.1, 3.2 and 3.3
 from airflow.sdk.listener import get_listener_manager
 from airflow.utils.state import TaskInstanceState
 
@@ -98,3 +98,22 @@ def test_failed_dataproc_wait_reports_the_job_and_logs_its_driver_output(sim, pr
     assert f"Driver exited with code 7 (job logs: {logs})" in out  # the service's error and its logs
     facet = probe.lineage["wait"].run_facets[RUN_FACET_NAME]
     assert (facet.jobId, facet.state, facet.nativeState, facet.logsUrl) == ("dp-9", "FAILED", "ERROR", logs)
+
+
+def test_cdm_run_reports_the_tables_its_links_read_and_write(sim, probe):
+    sim.core.define_cdm_job("orders")
+    sim.set_default_timeline("cdm", [{"state": "RUNNING", "duration": 0.3}, {"state": "SUCCEEDED"}])
+    kwargs = {"cluster_id": "sim-cluster", "job_name": "orders", "deferrable": False, **FAST}
+    result = run_operator(
+        "airflow_jobstatus.operators.cdm", "CdmStartJobOperator", kwargs, name="cdm_lineage"
+    )
+    assert result.state == "success"
+    lineage = probe.lineage["wait"]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("cdm://sim-cluster/sim-mysql-link", "sim_src.orders")
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("cdm://sim-cluster/sim-dws-link", "sim_dw.orders")
+    ]
+    facet = lineage.run_facets[RUN_FACET_NAME]
+    assert (facet.service, facet.jobId, facet.nativeState) == ("cdm", "sim-cluster/orders", "SUCCEEDED")

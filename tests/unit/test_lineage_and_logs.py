@@ -18,7 +18,7 @@ from airflow_jobstatus.services import dataflow, dataproc
 from airflow_jobstatus.services.dataflow import DataflowJobRef
 from airflow_jobstatus.services.dataproc import DataprocJobRef
 from airflow_jobstatus.tasks.lineage import RUN_FACET_NAME, SCHEMA_URL
-from tests.unit.fakes import FakeHook, make_sensor, status
+from tests.unit.fakes import FakeHook, fake_hook_for, make_sensor, status
 
 LOGS = "gs://staging/google-cloud-dataproc-metainfo/c-1/jobs/job-1/driveroutput"
 
@@ -162,7 +162,7 @@ def test_importing_the_tasks_imports_no_openlineage():
 class _Listener:
     """A task-instance listener, as a listener plugin (OpenLineage's, when it emits) registers one."""
 
-    from airflow.sdk._shared.listeners import hookimpl
+    from airflow.listeners import hookimpl  # the same pluggy marker ("airflow") on 3.1, 3.2 and 3.3
 
     @hookimpl
     def on_task_instance_success(self, previous_state, task_instance):
@@ -196,3 +196,45 @@ def test_without_listeners_tasks_still_end_in_the_triggerer():
     assert sensor.end_from_trigger is True
     assert sensor.end_from_trigger_states() == ["failed", "skipped", "success"]
     assert make_sensor("dataproc", deferrable=True, end_from_trigger=False).end_from_trigger is False
+
+
+def test_cdm_datasets_from_the_job_definition():
+    from airflow_jobstatus.services.cdm import CdmJobRef, datasets
+
+    def side(prefix: str, **inputs: str) -> dict:
+        items = [{"name": f"{prefix}.{k}", "value": v} for k, v in inputs.items()]
+        return {"configs": [{"name": prefix, "inputs": items}]}
+
+    job = {
+        "from-link-name": "mysql",
+        "from-config-values": side("fromJobConfig", schemaName="shop", tableName="orders"),
+        "to-link-name": "obs",
+        "to-config-values": side("toJobConfig", outputDirectory="/lake/orders/"),
+    }
+    ref = CdmJobRef("c-1", "orders")
+    assert datasets({"jobs": [job]}, ref) == {
+        "from": [("cdm://c-1/mysql", "shop.orders")],
+        "to": [("cdm://c-1/obs", "/lake/orders/")],
+    }
+    # A side whose config names no table or path (or no link) is left out, never guessed.
+    bare = {**job, "to-config-values": side("toJobConfig", writeMode="append"), "from-link-name": None}
+    assert datasets({"jobs": [bare]}, ref) == {"from": [], "to": []}
+    assert datasets({}, ref) == {"from": [], "to": []}
+
+
+def test_a_failed_dataset_read_still_reports_the_job(inject):
+    from airflow_jobstatus.core.exceptions import TransientServiceError
+    from airflow_jobstatus.hooks.cdm import CdmJobHook
+    from airflow_jobstatus.operators.cdm import CdmStartJobOperator
+
+    class Unreadable(fake_hook_for(CdmJobHook)):  # type: ignore[misc]
+        def get_job(self, ref):
+            raise TransientServiceError("503", service="cdm")
+
+    op = CdmStartJobOperator(task_id="t", cluster_id="c-1", job_name="orders", deferrable=False)
+    log = inject(op, Unreadable(service="cdm"))
+    op.finish("success", status(JobState.SUCCEEDED, service="cdm", job_id="c-1/orders"), {})
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert (lineage.inputs, lineage.outputs) == ([], [])
+    assert lineage.run_facets[RUN_FACET_NAME].jobId == "c-1/orders"
+    assert log.messages("warning") == ["OpenLineage: no datasets for cdm job c-1/orders (cdm: 503)"]

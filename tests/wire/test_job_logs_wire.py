@@ -50,3 +50,18 @@ def test_dataflow_status_links_the_jobs_logs(sim) -> None:
     assert status.logs_url is not None
     assert "resource.labels.job_id%3D%22df-1%22" in status.logs_url
     assert status.logs_url.endswith(f"?project={sim.core.project_id}")
+
+
+def test_cdm_job_definition_names_its_tables(sim) -> None:
+    from airflow_jobstatus.hooks.cdm import CdmJobHook
+    from airflow_jobstatus.services.cdm import CdmJobRef, datasets
+
+    sim.core.define_cdm_job("orders")
+    ref = CdmJobRef("sim-cluster", "orders")
+    definition = CdmJobHook().get_job(ref)
+    assert definition["jobs"][0]["name"] == "orders"
+    assert datasets(definition, ref) == {
+        "from": [("cdm://sim-cluster/sim-mysql-link", "sim_src.orders")],
+        "to": [("cdm://sim-cluster/sim-dws-link", "sim_dw.orders")],
+    }
+    assert [r["method"] for r in sim.requests("cdm", "sim-cluster/orders")] == ["ShowJob"]
