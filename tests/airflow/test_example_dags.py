@@ -17,6 +17,8 @@ DAG_FILES = {
     "example_cdm.py": "example_jobstatus_cdm",
     "example_dli.py": "example_jobstatus_dli",
     "example_cross_cloud.py": "example_jobstatus_cross_cloud",
+    "example_dataproc_batch.py": "example_jobstatus_dataproc_batch",
+    "example_vertex_pipeline.py": "example_jobstatus_vertex_pipeline",
 }
 
 
@@ -70,3 +72,31 @@ def test_service_example_runs_green(demo_sim: Simulator, file_name: str) -> None
     if file_name == "example_dli.py":
         submitted = xcoms["submit_only"]["job_id"]
         assert xcoms["wait_for_sql"]["return_value"]["job_id"] == submitted
+
+
+def test_dataproc_batch_example_runs_green(demo_sim: Simulator) -> None:
+    run, states, xcoms = run_example("example_dataproc_batch.py")
+    assert (run, states) == ("success", {"wait_for_batch": "success"})
+    status = xcoms["wait_for_batch"]["return_value"]
+    assert (status["service"], status["job_id"], status["state"]) == (
+        "dataproc_batch",
+        "sim-dataproc-batch",
+        "SUCCEEDED",
+    )
+    assert status["counters"] == {"milli_dcu_seconds": 3600000, "shuffle_storage_gb_seconds": 1800}
+
+
+def test_vertex_pipeline_example_runs_green(demo_sim: Simulator) -> None:
+    run, states, xcoms = run_example("example_vertex_pipeline.py")
+    assert (run, states) == ("success", {"wait_for_pipeline_job": "success"})
+    status = xcoms["wait_for_pipeline_job"]["return_value"]
+    assert (status["service"], status["job_id"], status["state"], status["progress"]) == (
+        "vertex_pipeline",
+        "sim-vertex-pipeline",
+        "SUCCEEDED",
+        1.0,
+    )
+    assert [(t["id"], t["status"]) for t in status["sub_jobs"]] == [
+        ("prepare", "SUCCEEDED"),
+        ("train", "SUCCEEDED"),
+    ]

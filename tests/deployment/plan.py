@@ -30,7 +30,17 @@ FLEET_SIZE = int(os.environ.get("JOBSTATUS_DEPLOY_FLEET", "100"))
 FAILOVER_SIZE = int(os.environ.get("JOBSTATUS_DEPLOY_FAILOVER", "100"))
 RACE_SIZE = int(os.environ.get("JOBSTATUS_DEPLOY_RACE", "5"))
 
-KINDS = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli", "cdm_op", "dli_op")
+KINDS = (
+    "dataproc",
+    "dataflow",
+    "vertex_ai",
+    "cdm",
+    "dli",
+    "cdm_op",
+    "dli_op",
+    "dataproc_batch",
+    "vertex_pipeline",
+)
 SERVICE = {"cdm_op": "cdm", "dli_op": "dli"}
 #: The state a held job reports until it is released.
 RUNNING = {
@@ -39,11 +49,18 @@ RUNNING = {
     "vertex_ai": {"state": "JOB_STATE_RUNNING"},
     "cdm": {"state": "RUNNING", "progress": 40},
     "dli": {"state": "RUNNING", "progress": 0.4},
+    "dataproc_batch": {"state": "RUNNING", "approximate_usage": {"milli_dcu_seconds": 60000}},
+    "vertex_pipeline": {
+        "state": "PIPELINE_STATE_RUNNING",
+        "task_details": [{"task_name": "t", "state": "RUNNING"}],
+    },
 }
 TRANSIENT = {
     "dataproc": "grpc_unavailable",
     "dataflow": "grpc_unavailable",
     "vertex_ai": "grpc_resource_exhausted",
+    "dataproc_batch": "grpc_unavailable",
+    "vertex_pipeline": "grpc_deadline_exceeded",
 }
 CDM_CLUSTER = "sim-cluster"
 
@@ -116,6 +133,18 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant("ok", {"state": "FINISHED", "progress": 1}, "success"),
         Variant("failed", {"state": "FAILED", "message": "Table not found"}, "failed"),
         Variant("transient", {"state": "FINISHED", "progress": 1}, "success", faults=2),
+    ),
+    "dataproc_batch": (
+        _v("ok", "SUCCEEDED", "success"),
+        Variant("failed", {"state": "FAILED", "state_message": "Driver exited 1"}, "failed"),
+        _v("transient", "SUCCEEDED", "success", faults=3),
+        _v("cancelled", "CANCELLED", "skipped", soft_fail=True),
+    ),
+    "vertex_pipeline": (
+        _v("ok", "PIPELINE_STATE_SUCCEEDED", "success"),
+        Variant("failed", {"state": "PIPELINE_STATE_FAILED", "error": "Task train failed"}, "failed"),
+        _v("transient", "PIPELINE_STATE_SUCCEEDED", "success", faults=3),
+        _v("cancelled", "PIPELINE_STATE_CANCELLED", "failed"),
     ),
 }
 

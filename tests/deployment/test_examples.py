@@ -1,4 +1,4 @@
-"""Every example DAG (example_dags/) in the deployment's real processes, all six triggered at once.
+"""Every example DAG (example_dags/) in the deployment's real processes, all triggered at once.
 
 The examples run as users get them: their own defaults (params, connections ``google_cloud_default``
 and ``huaweicloud_default`` pointing at the simulator, waits deferrable as written, sensors started
@@ -33,10 +33,10 @@ from tests.deployment.harness import METRICS, Airflow, SimProc
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
 
-#: From triggering the six runs to every run finished: a hang, not a slow machine, exceeds it.
+#: From triggering the runs to every run finished: a hang, not a slow machine, exceeds it.
 RUN_TIMEOUT = 420.0
 TERMINAL_RUN = {"success", "failed"}
-SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli", "dataproc_batch", "vertex_pipeline")
 
 
 @dataclass
@@ -146,12 +146,33 @@ EXAMPLES: dict[str, dict[str, JobTask | None]] = {
         ),
         "summarize": None,
     },
+    "example_jobstatus_dataproc_batch": {
+        "wait_for_batch": JobTask(
+            "dataproc_batch",
+            lambda run: {"batch_id": run.param("batch_id"), "region": run.param("region")},
+            in_triggerer=True,
+        ),
+    },
+    "example_jobstatus_vertex_pipeline": {
+        "wait_for_pipeline_job": JobTask(
+            "vertex_pipeline",
+            lambda run: {"pipeline_job_id": run.param("pipeline_job_id"), "location": run.param("location")},
+            in_triggerer=True,
+        ),
+    },
 }
 
 
 def sim_key(service: str, ref: dict[str, Any]) -> tuple[str, str]:
     """The simulator's id of a job (a CDM job by its name)."""
-    return service, str(ref["job_name"] if service == "cdm" else ref["job_id"])
+    return service, str(ref["job_name"] if service == "cdm" else job_id_of(service, ref))
+
+
+def job_id_of(service: str, ref: dict[str, Any]) -> str:
+    """The job's id as its JobStatus names it (a batch's ``batch_id``, a pipeline's ``pipeline_job_id``)."""
+    from airflow_jobstatus.services import get_service
+
+    return get_service(service).ref(ref).display_id
 
 
 # ---- the simulator: the bundled catalogue, held -----------------------------------------------------
@@ -377,7 +398,7 @@ def check_xcoms(problems: list[str], run: Run, catalogue: Catalogue) -> None:
         if ref is None:
             problems.append(f"{where}: no job id in its XComs ({run.xcoms.get(task_id)})")
             continue
-        spec_id = f"{ref['cluster_id']}/{ref['job_name']}" if job.service == "cdm" else str(ref["job_id"])
+        spec_id = job_id_of(job.service, ref)
         xcoms = run.xcoms.get(task_id, {})
         if not job.waits:  # a start-only operator: its id XCom and return value
             key = "submission_id" if job.service == "cdm" else "job_id"
@@ -475,7 +496,7 @@ def heartbeat_gaps(af: Airflow) -> list[float]:
 
 
 def test_every_example_dag_runs_green_together(deployment: Airflow) -> None:
-    """The six example DAGs triggered at once: every task succeeds, with its links and XComs."""
+    """Every example DAG triggered at once: every task succeeds, with its links and XComs."""
     af, sim = deployment, deployment.sim
     catalogue = Catalogue.bundled()
     params = {dag_id: dag_params(af, dag_id) for dag_id in EXAMPLE_DAG_IDS}

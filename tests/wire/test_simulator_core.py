@@ -212,7 +212,13 @@ def test_load_scenarios_from_list_dict_and_file(core: SimulatorCore, tmp_path: P
 
 def test_default_scenarios_file_loads_and_stays_short(core: SimulatorCore) -> None:
     jobs = core.load_scenarios(DEFAULT_SCENARIOS)
-    assert {j.service for j in jobs} == {"dataproc", "dataflow", "vertex_ai"}
+    assert {j.service for j in jobs} == {
+        "dataproc",
+        "dataflow",
+        "vertex_ai",
+        "dataproc_batch",
+        "vertex_pipeline",
+    }
     for job in jobs:
         assert sum(p.get("duration", 0) for p in job.timeline) <= 8
     for key in ("cdm", "dli"):

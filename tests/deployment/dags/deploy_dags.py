@@ -18,9 +18,11 @@ from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
 from airflow_jobstatus.sensors import (
     CdmJobStatusSensor,
     DataflowJobStatusSensor,
+    DataprocBatchStatusSensor,
     DataprocJobStatusSensor,
     DliJobStatusSensor,
     VertexAIJobStatusSensor,
+    VertexAIPipelineJobStatusSensor,
 )
 from tests.deployment.plan import CDM_CLUSTER, FAILOVER, FLEET, RACE, RACE_EXIT_DELAY, RACE_RUN_DELAY, Wait
 
@@ -50,6 +52,10 @@ def make_task(wait: Wait, **extra: Any) -> BaseOperator:
         return DataflowJobStatusSensor(job_id=wait.job_id, location=REGION, **common)
     if wait.kind == "vertex_ai":
         return VertexAIJobStatusSensor(job_id=wait.job_id, location=REGION, **common)
+    if wait.kind == "dataproc_batch":
+        return DataprocBatchStatusSensor(batch_id=wait.job_id, region=REGION, **common)
+    if wait.kind == "vertex_pipeline":
+        return VertexAIPipelineJobStatusSensor(pipeline_job_id=wait.job_id, location=REGION, **common)
     if wait.kind == "cdm":
         return CdmJobStatusSensor(cluster_id=CDM_CLUSTER, job_name=wait.job_id, **common)
     return DliJobStatusSensor(job_id=wait.job_id, **common)
