@@ -16,6 +16,7 @@ DAG_FILES = {
     "example_vertex_ai.py": "example_jobstatus_vertex_ai",
     "example_cdm.py": "example_jobstatus_cdm",
     "example_dli.py": "example_jobstatus_dli",
+    "example_dli_flink.py": "example_jobstatus_dli_flink",
     "example_cross_cloud.py": "example_jobstatus_cross_cloud",
     "example_dataproc_batch.py": "example_jobstatus_dataproc_batch",
     "example_vertex_pipeline.py": "example_jobstatus_vertex_pipeline",
@@ -72,6 +73,19 @@ def test_service_example_runs_green(demo_sim: Simulator, file_name: str) -> None
     if file_name == "example_dli.py":
         submitted = xcoms["submit_only"]["job_id"]
         assert xcoms["wait_for_sql"]["return_value"]["job_id"] == submitted
+
+
+def test_dli_flink_example_waits_until_the_job_is_up(demo_sim: Simulator) -> None:
+    run, states, xcoms = run_example("example_dli_flink.py")
+    assert (run, states) == ("success", {"wait_until_running": "success"})
+    status = xcoms["wait_until_running"]["return_value"]
+    assert (status["service"], status["job_id"], status["state"], status["native_state"]) == (
+        "dli_flink",
+        "50320",
+        "RUNNING",
+        "job_running",
+    )
+    assert (status["message"], status["counters"]) == ("The job is running.", {"restart_times": 0})
 
 
 def test_dataproc_batch_example_runs_green(demo_sim: Simulator) -> None:

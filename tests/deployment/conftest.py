@@ -39,6 +39,9 @@ EXAMPLE_DAG_IDS = (
     "example_jobstatus_cdm",
     "example_jobstatus_dli",
     "example_jobstatus_cross_cloud",
+    "example_jobstatus_dataproc_batch",
+    "example_jobstatus_vertex_pipeline",
+    "example_jobstatus_dli_flink",
 )
 DAG_IDS = (
     "deploy_fleet",

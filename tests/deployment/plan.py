@@ -40,6 +40,7 @@ KINDS = (
     "dli_op",
     "dataproc_batch",
     "vertex_pipeline",
+    "dli_flink",
 )
 SERVICE = {"cdm_op": "cdm", "dli_op": "dli"}
 #: The state a held job reports until it is released.
@@ -50,6 +51,7 @@ RUNNING = {
     "cdm": {"state": "RUNNING", "progress": 40},
     "dli": {"state": "RUNNING", "progress": 0.4},
     "dataproc_batch": {"state": "RUNNING", "approximate_usage": {"milli_dcu_seconds": 60000}},
+    "dli_flink": {"state": "job_running", "status_desc": "running", "restart_times": 0},
     "vertex_pipeline": {
         "state": "PIPELINE_STATE_RUNNING",
         "task_details": [{"task_name": "t", "state": "RUNNING"}],
@@ -146,6 +148,13 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         _v("transient", "PIPELINE_STATE_SUCCEEDED", "success", faults=3),
         _v("cancelled", "PIPELINE_STATE_CANCELLED", "failed"),
     ),
+    # Flink streaming jobs, held running: waits for their end (a wait for RUNNING would not defer).
+    "dli_flink": (
+        _v("ok", "job_finish", "success"),
+        Variant("died", {"state": "job_running_exception", "status_desc": "TaskManager lost"}, "failed"),
+        _v("transient", "job_finish", "success", faults=3),
+        _v("stopped", "job_cancel_success", "skipped", soft_fail=True),
+    ),
 }
 
 
@@ -188,7 +197,8 @@ def fleet(prefix: str, size: int, vertex_base: int, poll: float = POLL) -> list[
         variants = VARIANTS[kind]
         variant = variants[(i // len(KINDS)) % len(variants)]
         task_id = f"{kind}_{i:03d}_{variant.name}"
-        job_id = str(vertex_base + i) if kind == "vertex_ai" else f"{prefix}-{i:03d}-{kind.replace('_', '-')}"
+        numeric = kind in ("vertex_ai", "dli_flink")  # Vertex AI and DLI Flink job ids are integers
+        job_id = str(vertex_base + i) if numeric else f"{prefix}-{i:03d}-{kind.replace('_', '-')}"
         waits.append(Wait(task_id, kind, variant, job_id, run_for=2.0 + 3.0 * (i % 5), poll=poll))
     return waits
 

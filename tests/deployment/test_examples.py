@@ -36,7 +36,16 @@ pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
 #: From triggering the runs to every run finished: a hang, not a slow machine, exceeds it.
 RUN_TIMEOUT = 420.0
 TERMINAL_RUN = {"success", "failed"}
-SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli", "dataproc_batch", "vertex_pipeline")
+SERVICES = (
+    "dataproc",
+    "dataflow",
+    "vertex_ai",
+    "cdm",
+    "dli",
+    "dataproc_batch",
+    "vertex_pipeline",
+    "dli_flink",
+)
 
 
 @dataclass
@@ -71,6 +80,8 @@ class JobTask:
     ref: RefOf
     waits: bool = True
     in_triggerer: bool = False
+    #: The normalized state its return value ends in (a streaming job's wait ends when it is RUNNING).
+    final_state: str = "SUCCEEDED"
 
 
 def cdm_ref(cluster: str, name: str) -> RefOf:
@@ -151,6 +162,14 @@ EXAMPLES: dict[str, dict[str, JobTask | None]] = {
             "dataproc_batch",
             lambda run: {"batch_id": run.param("batch_id"), "region": run.param("region")},
             in_triggerer=True,
+        ),
+    },
+    "example_jobstatus_dli_flink": {
+        "wait_until_running": JobTask(
+            "dli_flink",
+            lambda run: {"job_id": str(run.param("flink_job_id"))},
+            in_triggerer=True,
+            final_state="RUNNING",
         ),
     },
     "example_jobstatus_vertex_pipeline": {
@@ -407,7 +426,7 @@ def check_xcoms(problems: list[str], run: Run, catalogue: Catalogue) -> None:
                     f"{where}: {key} {xcoms.get(key)!r}, return_value {xcoms.get('return_value')!r}"
                 )
             continue
-        check_status(problems, where, xcoms.get("return_value"), job.service, spec_id)
+        check_status(problems, where, xcoms.get("return_value"), job.service, spec_id, job.final_state)
         if task_id in ("cdm_migration", "run_sql", "dli_sql"):  # operators that waited
             if xcoms.get("status") != "SUCCEEDED" or xcoms.get("progress") != 1:
                 problems.append(

@@ -20,6 +20,7 @@ from airflow_jobstatus.sensors import (
     DataflowJobStatusSensor,
     DataprocBatchStatusSensor,
     DataprocJobStatusSensor,
+    DliFlinkJobStatusSensor,
     DliJobStatusSensor,
     VertexAIJobStatusSensor,
     VertexAIPipelineJobStatusSensor,
@@ -56,6 +57,8 @@ def make_task(wait: Wait, **extra: Any) -> BaseOperator:
         return DataprocBatchStatusSensor(batch_id=wait.job_id, region=REGION, **common)
     if wait.kind == "vertex_pipeline":
         return VertexAIPipelineJobStatusSensor(pipeline_job_id=wait.job_id, location=REGION, **common)
+    if wait.kind == "dli_flink":
+        return DliFlinkJobStatusSensor(job_id=wait.job_id, **common)
     if wait.kind == "cdm":
         return CdmJobStatusSensor(cluster_id=CDM_CLUSTER, job_name=wait.job_id, **common)
     return DliJobStatusSensor(job_id=wait.job_id, **common)
