@@ -119,6 +119,13 @@ def legacy_stat_names() -> bool:
     return bool(conf.getboolean("metrics", "legacy_names_on", fallback=True))
 
 
+def progress_store(context: Any) -> Any | None:
+    """The task state store the job's progress is written to (Airflow >= 3.3,
+    ``context["task_state_store"]``); None, silently, on an older Airflow (progress is only a view)."""
+    get = getattr(context, "get", None)
+    return None if get is None else get("task_state_store")
+
+
 _log = logging.getLogger("airflow_jobstatus.compat")
 _NOTED: set[str] = set()
 
@@ -194,6 +201,7 @@ __all__ = [
     "legacy_stat_names",
     "mask_secret",
     "note_missing",
+    "progress_store",
     "stats_if_active",
     "task_state_store",
     "trigger_on_kill",

@@ -146,6 +146,9 @@ class JobStatus:
     sub_jobs: list[dict[str, Any]] = field(default_factory=list)
     #: Where the job's own logs are, when the service names a place (the service module fills it).
     logs_url: str | None = None
+    #: When the job ended (epoch seconds), where the service dates a terminal state: for the
+    #: detection-latency metric only (not in ``to_dict``, not compared, not shown).
+    ended_at: float | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (state as its name); ``from_dict`` reads it back."""

@@ -184,6 +184,9 @@ class JobStatusSensor(JobLineageMixin, JobWaitMixin, BaseSensorOperator):
     # -- the wait --------------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
+            first = context["ti"].get_first_reschedule_date(context) if self.reschedule else None
+            if first is not None:  # a rescheduled poke: the wait began at the first one (its metrics)
+                self.watch.started_wall = first.timestamp()
             return super().execute(context)
         status = self.first_check()
         if status is not None:

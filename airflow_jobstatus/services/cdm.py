@@ -133,15 +133,25 @@ def parse(data: Mapping[str, Any], ref: CdmJobRef) -> JobStatus:
     if not isinstance(native, str) or not native:
         raise bad_response(NAME, job_id, "the submission has no status")
     errors = [str(sub[k]) for k in ("error-summary", "error-details") if sub.get(k)]
+    state = STATES.normalize(native)
     return JobStatus(
         service=NAME,
         job_id=job_id,
-        state=STATES.normalize(native),
+        state=state,
         native_state=native,
         message="; ".join(errors) or None,
         progress=_progress(sub.get("progress")),
         counters=_counters(sub.get("counters")),
+        ended_at=_ended_at(sub) if state.is_terminal else None,
     )
+
+
+def _ended_at(sub: Mapping[str, Any]) -> float | None:
+    """A finished submission's ``last-update-date`` (epoch ms) in seconds: when it ended."""
+    value = sub.get("last-update-date")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return value / 1000.0
+    return None
 
 
 def parse_submission_id(data: Mapping[str, Any], ref: CdmJobRef) -> str:

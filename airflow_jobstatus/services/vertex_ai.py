@@ -89,12 +89,15 @@ def parse(job: Any, ref: VertexAIJobRef) -> JobStatus:
     pb = raw_message(job)
     state = enum_name(PbJobState, pb.state)
     message = pb.error.message if pb.HasField("error") else ""
+    normalized = STATES.normalize(state)
+    ended = pb.end_time if normalized.is_terminal and pb.HasField("end_time") else None
     return JobStatus(
         service=NAME,
         job_id=ref.job_id,
-        state=STATES.normalize(state),
+        state=normalized,
         native_state=state,
         message=message or None,
+        ended_at=None if ended is None else ended.seconds + ended.nanos / 1e9,
     )
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_jobstatus.hooks.base import JobStatusHook
+    from airflow_jobstatus.tasks.progress import ProgressReporter
     from airflow_jobstatus.triggers.job_status import JobStatusTrigger
 
 
@@ -174,8 +175,22 @@ class JobWaitMixin:
     # -- the wait ----------------------------------------------------------------------------------
     @cached_property
     def watch(self) -> JobWatch:
-        """This wait's rules and error streak (a fresh one per task process)."""
-        return JobWatch.for_wait(self, log=self.log)
+        """This wait's rules and error streak (a fresh one per task process); each status it reads
+        is reported to the task state store's progress key (``tasks/progress.py``)."""
+        watch = JobWatch.for_wait(self, log=self.log)
+        watch.on_status = self.report_progress
+        return watch
+
+    @cached_property
+    def progress_reporter(self) -> ProgressReporter:
+        """Writes the job's progress to this task's state store (none outside a running task)."""
+        from airflow_jobstatus.tasks.progress import reporter_for_current_task
+
+        return reporter_for_current_task(self.log)
+
+    def report_progress(self, status: JobStatus) -> None:
+        """The status's state, progress and counters into the task state store, when they changed."""
+        self.progress_reporter.report(status)
 
     @cached_property
     def hook(self) -> JobStatusHook[Any]:
@@ -240,6 +255,8 @@ class JobWaitMixin:
         return JobStatusTrigger(
             job_ref=self.job_ref().to_dict(),
             conn_id=self.conn_id,
+            # Not in trigger_kwargs: those are also the start-from-trigger kwargs, fixed at parse time.
+            wait_started=self.watch.started_wall,
             **self.trigger_kwargs(poll_interval, cancel_on_kill=cancel_on_kill, initial_delay=initial_delay),
         )
 
@@ -296,8 +313,11 @@ class JobWaitMixin:
         return status.to_dict()
 
     def status_from_event(self, event: dict[str, Any] | None) -> tuple[Verdict, JobStatus]:
-        """Read the trigger's event back; service errors are re-raised as themselves."""
-        return read_event(event, self.service)
+        """Read the trigger's event back (its status reported as the job's progress: the triggerer
+        cannot write the task state store); service errors are re-raised as themselves."""
+        verdict, status = read_event(event, self.service)
+        self.report_progress(status)
+        return verdict, status
 
     def cancel_job(self, ref: JobRef) -> None:
         """Cancel a job this task started, retrying transient errors briefly; the log says how it went."""

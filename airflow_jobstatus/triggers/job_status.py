@@ -80,6 +80,7 @@ class JobStatusTrigger(BaseTrigger):
     "progress_history": [...]}``.
     Restarting the triggerer re-runs it from its serialized kwargs: it only reads, so that is safe.
     ``initial_delay``: seconds before the first read (the task has just read the job itself).
+    ``wait_started``: when the task's wait began (epoch seconds), for the wait-duration metric.
 
     ``end_from_trigger`` (True, or the task states it may end the task in: ``success``, ``failed``,
     ``skipped``): a decisive status ends the task here instead of resuming it on a worker — success
@@ -109,6 +110,7 @@ class JobStatusTrigger(BaseTrigger):
         push_return_value: bool = True,
         outcome_xcoms: str | None = None,
         coalesce: bool = False,
+        wait_started: float | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.service = service
@@ -129,6 +131,8 @@ class JobStatusTrigger(BaseTrigger):
         self.push_return_value = bool(push_return_value)
         self.outcome_xcoms = outcome_xcoms
         self.coalesce = bool(coalesce)
+        #: When the task's wait started (epoch seconds): the wait-duration metric counts from there.
+        self.wait_started = None if wait_started is None else float(wait_started)
         if self.coalesce:
             from airflow_jobstatus.triggers.coalescing import coalescing_of
 
@@ -154,6 +158,7 @@ class JobStatusTrigger(BaseTrigger):
         "push_return_value",
         "outcome_xcoms",
         "coalesce",
+        "wait_started",
     )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -223,11 +228,13 @@ class JobStatusTrigger(BaseTrigger):
         except ServiceError as err:
             yield TriggerEvent(dict(error_event(err, watch.snapshot())))
         except ConfigurationError as err:  # expected (an undefined connection): one line, no traceback
+            watch.gave_up(err)
             self.log.error("Cannot wait on %s job %s: %s", self.service, self.job_ref, err)
             yield TriggerEvent(
                 dict(error_event(ServiceError(str(err), service=self.service), watch.snapshot()))
             )
         except Exception as err:  # a bug or an unexpected SDK error: report it rather than die silently
+            watch.gave_up(err)
             self.log.exception("Unexpected error while waiting on %s job %s", self.service, self.job_ref)
             error = ServiceError(f"{type(err).__name__}: {err}", service=self.service)
             yield TriggerEvent(dict(error_event(error, watch.snapshot())))

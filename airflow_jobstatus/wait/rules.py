@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from airflow_jobstatus.core.exceptions import JobNotFoundError, ServiceError
 from airflow_jobstatus.core.states import STUCK_STATES, JobState, JobStatus, resolve_state_sets
+from airflow_jobstatus.wait import metrics
 
 Verdict = Literal["success", "failure", "wait"]
 T = TypeVar("T")
@@ -126,8 +127,16 @@ class JobWatch:
 
     @classmethod
     def for_wait(cls, args: WaitArgs, log: Any) -> JobWatch:
-        """The watch of a wait, from its task's or trigger's arguments."""
-        return cls(args.success_states, args.failure_states, RetryPolicy.for_wait(args), log=log)
+        """The watch of a wait, from its task's or trigger's arguments (its metrics by ``args.service``;
+        a trigger's ``wait_started``, the wall-clock start of the task's wait, dates the wait)."""
+        return cls(
+            args.success_states,
+            args.failure_states,
+            RetryPolicy.for_wait(args),
+            log=log,
+            service=getattr(args, "service", None),
+            started_wall=getattr(args, "wait_started", None),
+        )
 
     @classmethod
     def for_cancel(cls, log: Any, budget: float = CANCEL_ERROR_BUDGET) -> JobWatch:
@@ -141,12 +150,23 @@ class JobWatch:
         policy: RetryPolicy | None = None,
         log: logging.Logger | Any | None = None,
         clock: Callable[[], float] = time.monotonic,
+        service: str | None = None,
+        started_wall: float | None = None,
     ):
         self.success_states, self.failure_states = resolve_state_sets(success_states, failure_states)
         self.policy = policy or RetryPolicy()
         self.log = log or logging.getLogger(__name__)
         self.clock = clock
         self.started_at = clock()
+        #: The service the metrics are tagged with; None: no metrics (a cancel, a record's re-read).
+        self.service = service
+        #: When the wait started (epoch seconds; the wait-duration metric), and when a read last saw
+        #: the job not ended (the detection latency's bound when the service does not date the end).
+        self.started_wall = time.time() if started_wall is None else float(started_wall)
+        self._seen_running_wall: float | None = None
+        self._ended = False
+        #: Called with each status ``verdict`` reads (a worker's task sets it: its progress report).
+        self.on_status: Callable[[JobStatus], Any] | None = None
         self.polls = 0
         self.errors = 0
         self._error_since: float | None = None
@@ -176,7 +196,33 @@ class JobWatch:
                     f"/{status.substate}" if status.substate else "",
                     f": {status.message}" if status.message else ".",
                 )
-        return self.classify(status)
+        verdict = self.classify(status)
+        if self.service is not None and metrics.active():
+            self._measure(status, verdict)
+        if self.on_status is not None:
+            self.on_status(status)
+        return verdict
+
+    def _measure(self, status: JobStatus, verdict: Verdict) -> None:
+        """The poll's metrics; a decisive verdict ends the wait's (once)."""
+        metrics.poll(self.service or status.service, verdict)
+        if verdict == "wait":
+            self._seen_running_wall = time.time()
+        elif not self._ended:
+            self._ended = True
+            ended_at = getattr(status, "ended_at", None)  # the service's end time, when it dates it
+            metrics.wait_ended(
+                self.service or status.service,
+                verdict,
+                self.started_wall,
+                ended_at=ended_at if ended_at is not None else self._seen_running_wall,
+            )
+
+    def gave_up(self, err: BaseException) -> None:
+        """The wait ends with ``err`` (a final error, or the budget spent): its metrics, once."""
+        if self.service is not None and not self._ended:
+            self._ended = True
+            metrics.wait_ended(self.service, "error", self.started_wall, kind=metrics.error_kind(err))
 
     def classify(self, status: JobStatus) -> Verdict:
         """``verdict`` without its side effects (no progress line, no history, no poll counted)."""
@@ -204,6 +250,7 @@ class JobWatch:
         if isinstance(err, JobNotFoundError) and now - self.started_at < self.policy.not_found_grace:
             retryable = True
         if not retryable:
+            self.gave_up(err)
             raise err
         if self._error_since is None:
             self._error_since = now
@@ -216,10 +263,13 @@ class JobWatch:
                 self.policy.error_budget,
                 err,
             )
+            self.gave_up(err)
             raise err
         retry_after = getattr(err, "retry_after", None)
         delay = min(self.policy.backoff(self.errors, retry_after), self.policy.error_budget - streak)
         self.log.warning("Transient error (%s); retrying in %.1f s.", err, delay)
+        if self.service is not None:
+            metrics.transient_error(self.service, metrics.error_kind(err))
         return max(delay, 0.0)
 
     def _ok(self) -> None:
