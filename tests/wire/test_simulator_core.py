@@ -218,6 +218,7 @@ def test_default_scenarios_file_loads_and_stays_short(core: SimulatorCore) -> No
         "vertex_ai",
         "dataproc_batch",
         "vertex_pipeline",
+        "dli_flink",
     }
     for job in jobs:
         assert sum(p.get("duration", 0) for p in job.timeline) <= 8
