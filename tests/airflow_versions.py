@@ -53,9 +53,15 @@ def BundleDagBag(**kwargs: object) -> object:
     return _BundleDagBag(**kwargs)
 
 
+try:  # Airflow >= 3.2: the task runner's listener manager
+    from airflow.sdk.listener import get_listener_manager
+except ImportError:  # Airflow 3.1
+    from airflow.listeners.listener import get_listener_manager  # type: ignore[no-redef]
+
 __all__ = [
     "BundleDagBag",
     "DagBag",
+    "get_listener_manager",
     "needs_conn_fields",
     "needs_task_state_store",
     "needs_trigger_rendering",
