@@ -57,12 +57,19 @@ def parse(job: Any, ref: DataflowJobRef) -> JobStatus:
 
     message = raw_message(job)
     state = enum_name(PbJobState, message.current_state)
+    normalized = STATES.normalize(state)
+    ended = (
+        message.current_state_time
+        if normalized.is_terminal and message.HasField("current_state_time")
+        else None
+    )
     return JobStatus(
         service=NAME,
         job_id=ref.job_id,
-        state=STATES.normalize(state),
+        state=normalized,
         native_state=state,
         logs_url=logs_url(ref, ref.project_id or message.project_id or None),
+        ended_at=None if ended is None else ended.seconds + ended.nanos / 1e9,  # a terminal state's start
     )
 
 

@@ -71,14 +71,19 @@ def parse(job: Any, ref: DataprocJobRef) -> JobStatus:
     substate: str | None = enum_name(PbJobStatus.Substate, status.substate)
     if substate == "UNSPECIFIED":
         substate = None
+    normalized = normalize(state, substate)
+    ended = (
+        status.state_start_time if normalized.is_terminal and status.HasField("state_start_time") else None
+    )
     return JobStatus(
         service=NAME,
         job_id=ref.job_id,
-        state=normalize(state, substate),
+        state=normalized,
         native_state=state,
         substate=substate,
         message=status.details or None,
         logs_url=logs_url(message),
+        ended_at=None if ended is None else ended.seconds + ended.nanos / 1e9,  # a terminal state's start
     )
 
 

@@ -283,3 +283,25 @@ def test_vertex_ai_dates_a_finished_job_by_its_end_time():
     assert vertex_ai.parse(done, ref).ended_at == 1_700_000_000.25
     running = CustomJob(state=PbState.JOB_STATE_RUNNING)
     assert vertex_ai.parse(running, ref).ended_at is None
+
+
+def test_dataproc_and_dataflow_date_a_terminal_state_by_its_start():
+    from google.cloud.dataflow_v1beta3 import Job as DataflowJob
+    from google.cloud.dataflow_v1beta3 import JobState as DfState
+    from google.cloud.dataproc_v1 import Job as DataprocJob
+    from google.cloud.dataproc_v1 import JobStatus as DpStatus
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from airflow_jobstatus.services import dataflow, dataproc
+
+    at = Timestamp(seconds=1_700_000_000, nanos=500_000_000)
+    dp_ref = dataproc.DataprocJobRef("j", "europe-west1")
+    done = DataprocJob(status=DpStatus(state=DpStatus.State.DONE, state_start_time=at))
+    assert dataproc.parse(done, dp_ref).ended_at == 1_700_000_000.5
+    running = DataprocJob(status=DpStatus(state=DpStatus.State.RUNNING, state_start_time=at))
+    assert dataproc.parse(running, dp_ref).ended_at is None
+    df_ref = dataflow.DataflowJobRef("j", "europe-west1")
+    drained = DataflowJob(current_state=DfState.JOB_STATE_DRAINED, current_state_time=at)
+    assert dataflow.parse(drained, df_ref).ended_at == 1_700_000_000.5
+    df_running = DataflowJob(current_state=DfState.JOB_STATE_RUNNING, current_state_time=at)
+    assert dataflow.parse(df_running, df_ref).ended_at is None
