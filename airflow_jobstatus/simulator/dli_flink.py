@@ -2,7 +2,7 @@
 
 The routes go through ``HuaweiApi``'s middleware (the signature check) and its ``_serve`` (the
 project check, the call record and every HTTP fault kind), so they behave like the other Huawei
-paths. Bodies follow huaweicloudsdkdli v1 (``ShowFlinkJobResponse``, ``ListFlinkJobsResponse``,
+paths. Bodies follow the DLI v1 API models (``ShowFlinkJobResponse``, ``ListFlinkJobsResponse``,
 ``FlinkJob``, ``BatchStopFlinkJobsResponse``): ``job_id`` is an integer, ``is_success`` a string.
 An unknown job is 400 ``DLI.0002``, as for DLI's other jobs.
 
