@@ -305,3 +305,36 @@ def test_dataproc_and_dataflow_date_a_terminal_state_by_its_start():
     assert dataflow.parse(drained, df_ref).ended_at == 1_700_000_000.5
     df_running = DataflowJob(current_state=DfState.JOB_STATE_RUNNING, current_state_time=at)
     assert dataflow.parse(df_running, df_ref).ended_at is None
+
+
+def test_an_operator_s_wait_in_the_worker_writes_progress_beside_its_record(inject, sleeps):
+    """The operators' own wait loop (JobWatch.wait) reports through the same hook; the record stays."""
+    from airflow_jobstatus.hooks.dli import DliJobHook
+    from airflow_jobstatus.operators.base import RECORD_KEY
+    from airflow_jobstatus.operators.dli import DliRunSqlJobOperator
+    from tests.unit.fakes import fake_hook_for
+
+    op = DliRunSqlJobOperator(
+        task_id="aggregate", sql="SELECT 1", queue_name="q", poll_interval=0.001, max_backoff=0.001
+    )
+    sub = {"id": 0, "status": "RUNNING", "num_tasks": 8, "num_completed_tasks": 2}
+    readings = [
+        status(JobState.RUNNING, service="dli", job_id="dli-job-7", progress=0.2, sub_jobs=[sub]),
+        status(JobState.RUNNING, service="dli", job_id="dli-job-7", progress=0.2, sub_jobs=[sub]),
+        status(JobState.SUCCEEDED, service="dli", job_id="dli-job-7", native="FINISHED", progress=1.0),
+    ]
+    inject(op, fake_hook_for(DliJobHook)(*readings, service="dli", job_id="dli-job-7"))
+    store = FakeTaskStateStore()
+    context = lifecycle_context(store)
+    with recording_stats() as stats, set_current_context(context):
+        op.execute(context)
+    progress = [v for k, v in store.sets if k == PROGRESS_KEY]
+    assert [(v["state"], v["progress"], v["tasks"]) for v in progress] == [
+        ("RUNNING", 0.2, [2, 8]),
+        ("SUCCEEDED", 1.0, [0, 0]),
+    ]
+    assert store.values[RECORD_KEY]["reported"] == "SUCCEEDED"
+    assert stats.counts(metrics.POLL) == {
+        tag(service="dli", outcome="wait"): 2,
+        tag(service="dli", outcome="success"): 1,
+    }
