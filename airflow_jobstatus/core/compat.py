@@ -166,6 +166,20 @@ def has_task_state_store() -> bool:
     return True
 
 
+async def shielded(aw: Any) -> Any:
+    """Await a request to the triggerer's supervisor so that cancelling the caller cannot cancel it.
+
+    Airflow 3.1's trigger runner reads the supervisor's answers in order from one stream: a request
+    cancelled while its answer is on the way (a call timeout, a trigger being stopped) leaves that
+    answer to the next request, which fails with "Response read out of order!" and kills the trigger
+    runner with every trigger in it. 3.2 and 3.3 match answers to requests by id; shielding costs
+    them nothing (the request just completes unobserved).
+    """
+    import asyncio
+
+    return await asyncio.shield(aw)
+
+
 async def axcom_set(key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
     """``XCom.aset`` from the triggerer (Airflow >= 3.3); older: what it does, by hand — the XCom
     backend's ``serialize_value``, then ``SetXCom`` to the triggerer's supervisor (3.1 and 3.2 answer it)."""
@@ -180,7 +194,7 @@ async def axcom_set(key: str, value: Any, *, dag_id: str, task_id: str, run_id: 
     from airflow.sdk.execution_time.comms import SetXCom
 
     serialized = XCom.serialize_value(value=value, key=key, **where)
-    await task_runner.SUPERVISOR_COMMS.asend(SetXCom(key=key, value=serialized, **where))
+    await shielded(task_runner.SUPERVISOR_COMMS.asend(SetXCom(key=key, value=serialized, **where)))
 
 
 __all__ = [
@@ -201,6 +215,7 @@ __all__ = [
     "legacy_stat_names",
     "mask_secret",
     "note_missing",
+    "shielded",
     "progress_store",
     "stats_if_active",
     "task_state_store",

@@ -49,10 +49,10 @@ class JobStatusHook(BaseHook, Generic[R]):
 
     async def afetch_connection(self) -> Any:
         """``fetch_connection`` through Airflow's async connection getter."""
-        from airflow_jobstatus.core.compat import AirflowNotFoundException
+        from airflow_jobstatus.core.compat import AirflowNotFoundException, shielded
 
         try:
-            return await self.aget_connection(self.conn_id)
+            return await shielded(self.aget_connection(self.conn_id))
         except AirflowNotFoundException:
             raise _undefined_connection(self.conn_id) from None
 

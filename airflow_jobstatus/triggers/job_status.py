@@ -20,7 +20,7 @@ from airflow.triggers.base import (
     TriggerEvent,
 )
 
-from airflow_jobstatus.core.compat import axcom_set, note_missing, trigger_on_kill
+from airflow_jobstatus.core.compat import axcom_set, note_missing, shielded, trigger_on_kill
 from airflow_jobstatus.core.dotted import load_callable
 from airflow_jobstatus.core.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.core.states import JobStatus
@@ -312,7 +312,7 @@ class JobStatusTrigger(BaseTrigger):
             if to_db:
                 message = SetXCom(key=key, value=value, **where)
                 if hasattr(comms, "asend"):
-                    await comms.asend(message)
+                    await shielded(comms.asend(message))
                 else:
                     comms.send(message)
             elif hasattr(comms, "asend"):  # the triggerer's
