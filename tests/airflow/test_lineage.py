@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from airflow.listeners import hookimpl  # the same pluggy marker ("airflow") on 3.1, 3.2 and 3.3
-from airflow.sdk.listener import get_listener_manager
 from airflow.utils.state import TaskInstanceState
 
 from airflow_jobstatus.tasks.lineage import RUN_FACET_NAME, SCHEMA_URL
+from tests.airflow_versions import get_listener_manager
 from tests.dag_harness import run_operator
 
 DLI = ("airflow_jobstatus.operators.dli", "DliRunSqlJobOperator")

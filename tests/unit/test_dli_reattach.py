@@ -205,7 +205,7 @@ def test_the_tag_names_the_map_index(inject):
 
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_a_retry_without_a_record_waits_on_the_job_found_by_its_tag(deferrable, inject):
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow_jobstatus.core.compat import TaskDeferred
 
     store = FakeTaskStateStore()
     task = op(deferrable=deferrable)
