@@ -92,7 +92,9 @@ def test_metrics_of_a_wait_through_a_transient_fault(sim):
     assert stats.counts("jobstatus.transient_error.cdm.transient") == {(): 2}  # the untagged name
     assert stats.counts(metrics.ERROR) == {}
     (duration,) = stats.timings(metrics.WAIT_DURATION)
-    assert duration.tags == {"service": "cdm", "outcome": "success"} and 0.2 <= duration.value < 20
+    assert (
+        duration.tags == {"service": "cdm", "outcome": "success"} and 0.2 <= duration.value < 120
+    )  # seconds; generous: a unit slip or a hang only
     # CDM dates the end (last-update-date): the latency runs from it to the read that saw it (the
     # simulator's clock starts at add_job, so the job may end before or during the DAG run's wait).
     (latency,) = stats.timings(metrics.DETECTION_LATENCY)
