@@ -16,7 +16,7 @@ import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
 from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
-from airflow_jobstatus.simulator.vertex_grpc import state_filter
+from airflow_jobstatus.simulator.vertex_grpc import listed_under
 
 SERVICE = "dataproc_batch"
 BATCH_SERVICE = "google.cloud.dataproc.v1.BatchController"
@@ -113,16 +113,7 @@ class DataprocBatches:
         req = b.ListBatchesRequest.deserialize(raw)
 
         def respond() -> bytes:
-            match = _PARENT.match(req.parent)
-            if match is None:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {req.parent!r}.")
-            try:
-                keep = state_filter(req.filter)
-            except ValueError as err:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
-            project_id, region = match.groups()
-            jobs = self.core.listed_jobs(SERVICE, project_id=project_id, region=region)
-            jobs = [j for j in jobs if keep(str(j.state_at()))]
+            jobs = listed_under(self.core, SERVICE, _PARENT, req, "region")
             page, token = list_page(jobs, req.page_size, req.page_token)
             answer = b.ListBatchesResponse(batches=[self.message(j) for j in page], next_page_token=token)
             data: bytes = b.ListBatchesResponse.serialize(answer)

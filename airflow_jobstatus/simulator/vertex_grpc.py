@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from airflow_jobstatus.simulator.core import SimJob
+from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
 from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
 
 VERTEX_SERVICE = "google.cloud.aiplatform.v1.JobService"
@@ -56,6 +56,47 @@ def state_filter(text: str) -> Callable[[str], bool]:
     return lambda state: all(any((state == v) != neg for neg, v in terms) for terms in clauses)
 
 
+def resource_fields(
+    job: SimJob, snap: dict[str, Any], name: str, status_pb2: Any, prefix: str, failed_code: int
+) -> dict[str, Any]:
+    """The fields a Vertex AI job resource and a PipelineJob share: name, state (``prefix`` + name),
+    times as the service sets them (no start while QUEUED/PENDING), and ``error`` with its code
+    (1 CANCELLED, else ``failed_code``; a phase's ``error_code`` wins), from one ``job.snapshot()``."""
+    state = snap["state"]
+    fields: dict[str, Any] = {
+        "name": name,
+        "display_name": snap.get("display_name", f"sim-{job.job_id}"),
+        "state": state,
+        "create_time": ts(job.created_wall),
+        "update_time": ts(snap["state_start_wall"]),
+    }
+    if state not in (f"{prefix}QUEUED", f"{prefix}PENDING"):
+        fields["start_time"] = ts(job.created_wall)
+    if job.is_terminal():
+        fields["end_time"] = ts(snap["state_start_wall"])
+    if snap.get("error"):
+        code = snap.get("error_code", 1 if state == f"{prefix}CANCELLED" else failed_code)
+        fields["error"] = status_pb2.Status(code=code, message=str(snap["error"]))
+    return fields
+
+
+def listed_under(
+    core: SimulatorCore, service: str, parent_re: re.Pattern[str], request: Any, scope_key: str, **where: Any
+) -> list[SimJob]:
+    """The jobs a List request names: its ``parent`` (project and region/location) and its ``filter``
+    on ``state``; INVALID_ARGUMENT for a parent or filter the service would refuse."""
+    match = parent_re.match(request.parent)
+    if match is None:
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {request.parent!r}.")
+    try:
+        keep = state_filter(request.filter)
+    except ValueError as err:
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+    project_id, scope = match.groups()
+    jobs = core.listed_jobs(service, project_id=project_id, **{scope_key: scope}, **where)
+    return [j for j in jobs if keep(str(j.state_at()))]
+
+
 def vertex_available() -> bool:
     """True when google-cloud-aiplatform is installed (checked without importing it)."""
     try:
@@ -92,16 +133,9 @@ class VertexJobs:
             req = getattr(service, f"List{kind}sRequest").deserialize(raw)
 
             def respond() -> bytes:
-                match = _VERTEX_PARENT.match(req.parent)
-                if match is None:
-                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {req.parent!r}.")
-                try:
-                    keep = state_filter(req.filter)
-                except ValueError as err:
-                    raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
-                project_id, location = match.groups()
-                where = {"project_id": project_id, "location": location, "job_type": entry[0]}
-                jobs = [j for j in self.core.listed_jobs("vertex_ai", **where) if keep(str(j.state_at()))]
+                jobs = listed_under(
+                    self.core, "vertex_ai", _VERTEX_PARENT, req, "location", job_type=entry[0]
+                )
                 page, token = list_page(jobs, req.page_size, req.page_token)
                 items = [
                     self._vertex_message(j, f"{req.parent}/{collection}/{j.job_id}", entry) for j in page
@@ -173,19 +207,5 @@ class VertexJobs:
         modules = self._vertex_modules()
         cls = getattr(modules[entry[1]], entry[2])
         snap = job.snapshot()
-        state = snap["state"]
-        fields: dict[str, Any] = {
-            "name": name,
-            "display_name": snap.get("display_name", f"sim-{job.job_id}"),
-            "state": state,
-            "create_time": ts(job.created_wall),
-            "update_time": ts(snap["state_start_wall"]),
-        }
-        if state not in ("JOB_STATE_QUEUED", "JOB_STATE_PENDING"):
-            fields["start_time"] = ts(job.created_wall)
-        if job.is_terminal():
-            fields["end_time"] = ts(snap["state_start_wall"])
-        if snap.get("error"):
-            code = snap.get("error_code", 1 if state == "JOB_STATE_CANCELLED" else 13)
-            fields["error"] = modules["status_pb2"].Status(code=code, message=str(snap["error"]))
+        fields = resource_fields(job, snap, name, modules["status_pb2"], prefix="JOB_STATE_", failed_code=13)
         return cls(**fields)

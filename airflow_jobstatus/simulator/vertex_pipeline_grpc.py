@@ -19,7 +19,7 @@ import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
 from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
-from airflow_jobstatus.simulator.vertex_grpc import state_filter
+from airflow_jobstatus.simulator.vertex_grpc import listed_under, resource_fields
 
 SERVICE = "vertex_pipeline"
 PIPELINE_SERVICE = "google.cloud.aiplatform.v1.PipelineService"
@@ -66,21 +66,9 @@ class VertexPipelines:
         modules = self.modules()
         pj = modules["pipeline_job"]
         snap = job.snapshot()
-        state = snap["state"]
-        fields: dict[str, Any] = {
-            "name": name,
-            "display_name": snap.get("display_name", f"sim-{job.job_id}"),
-            "state": state,
-            "create_time": ts(job.created_wall),
-            "update_time": ts(snap["state_start_wall"]),
-        }
-        if state not in ("PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING"):
-            fields["start_time"] = ts(job.created_wall)
-        if job.is_terminal():
-            fields["end_time"] = ts(snap["state_start_wall"])
-        if snap.get("error"):
-            code = 1 if state == "PIPELINE_STATE_CANCELLED" else 9
-            fields["error"] = modules["status_pb2"].Status(code=code, message=str(snap["error"]))
+        fields = resource_fields(
+            job, snap, name, modules["status_pb2"], prefix="PIPELINE_STATE_", failed_code=9
+        )
         details = [self._task(pj, t, i, job, snap) for i, t in enumerate(snap.get("task_details") or [])]
         if details:
             fields["job_detail"] = pj.PipelineJobDetail(task_details=details)
@@ -143,16 +131,7 @@ class VertexPipelines:
         req = service.ListPipelineJobsRequest.deserialize(raw)
 
         def respond() -> bytes:
-            match = _PARENT.match(req.parent)
-            if match is None:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {req.parent!r}.")
-            try:
-                keep = state_filter(req.filter)
-            except ValueError as err:
-                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
-            project_id, location = match.groups()
-            jobs = self.core.listed_jobs(SERVICE, project_id=project_id, location=location)
-            jobs = [j for j in jobs if keep(str(j.state_at()))]
+            jobs = listed_under(self.core, SERVICE, _PARENT, req, "location")
             page, token = list_page(jobs, req.page_size, req.page_token)
             items = [self.message(j, f"{req.parent}/pipelineJobs/{j.job_id}") for j in page]
             answer = service.ListPipelineJobsResponse(pipeline_jobs=items, next_page_token=token)
