@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -441,12 +440,6 @@ def to_service_error(err: BaseException, *, service: str, job_id: str | None, wh
         http = err.code or 0
         if "deserializ" in message.lower():
             return BadResponseError(f"cannot read the response for {subject} in {where}: {message}", **kw)
-        if _IMPORT_COLLISION.search(message):
-            # grpc.aio's "Unexpected <class 'ImportError'>: ... partially initialized module" (or
-            # _DeadlockError): the client's first use met an SDK import another thread was still
-            # making (two Vertex AI kinds in one triggerer, about one process in eight). The next
-            # try finds the modules complete, so it is ridden out like a transient error.
-            return TransientServiceError(f"{subject} in {where}: {message}", **kw)
         if http in (401, 403):
             return AuthenticationError(f"{subject} in {where}: {message}", **kw)
         if http == 404:
@@ -464,10 +457,6 @@ def to_service_error(err: BaseException, *, service: str, job_id: str | None, wh
     ):
         return TransientServiceError(f"{subject} in {where}: {type(err).__name__}: {err}", **kw)
     return ServiceError(f"{subject} in {where}: unexpected {type(err).__name__}: {err}", **kw)
-
-
-#: What grpc.aio reports when a serializer met a module another thread was still importing.
-_IMPORT_COLLISION = re.compile(r"Unexpected <class '[\w.]*(ImportError|DeadlockError)'>")
 
 
 class GoogleService(Protocol):

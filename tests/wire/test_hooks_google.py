@@ -702,28 +702,3 @@ def test_impersonation_chain_wraps_the_key(service_account_info) -> None:
     creds = gcp.build_credentials(gcp.parse_connection("c", None, extra))
     assert isinstance(creds, impersonated_credentials.Credentials)
     assert creds.service_account_email == "target@x.iam"
-
-
-@pytest.mark.parametrize(
-    "detail",
-    [
-        "Unexpected <class 'ImportError'>: cannot import name 'BatchCancelPipelineJobsOperationMetadata' "
-        "from partially initialized module 'google.cloud.aiplatform_v1.types.pipeline_service'",
-        "Unexpected <class '_frozen_importlib._DeadlockError'>: deadlock detected by _ModuleLock('x')",
-    ],
-)
-def test_an_sdk_import_collision_in_the_client_is_ridden_out(detail: str) -> None:
-    """grpc.aio reports a serializer that met a module another thread was still importing as an
-    UNKNOWN "Unexpected <class ...>" error (seen in a real triggerer with two Vertex AI kinds); the
-    next read finds the modules complete, so it is transient, not the job's failure."""
-    from google.api_core import exceptions as gexc
-
-    from airflow_jobstatus.core.exceptions import TransientServiceError
-    from airflow_jobstatus.hooks.gcp import to_service_error
-
-    err = to_service_error(gexc.Unknown(detail), service="vertex_ai", job_id="j", where="location 'x'")
-    assert isinstance(err, TransientServiceError), err
-    other = to_service_error(
-        gexc.Unknown("Unexpected <class 'ValueError'>: bad"), service="vertex_ai", job_id="j", where="x"
-    )
-    assert not isinstance(other, TransientServiceError)
