@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, list_page, ts
 
 VERTEX_SERVICE = "google.cloud.aiplatform.v1.JobService"
 #: Vertex AI collections: resource-name segment → (job_type, message module, message class).
@@ -152,9 +152,7 @@ class VertexJobs:
         if self._vertex is None:
             prefix = "google.cloud.aiplatform_v1.types."
             names = ("job_service", "custom_job", "batch_prediction_job", "hyperparameter_tuning_job")
-            modules = {n: importlib.import_module(prefix + n) for n in names}
-            modules["status_pb2"] = importlib.import_module("google.rpc.status_pb2")
-            self._vertex = modules
+            self._vertex = import_types(prefix, names)
         return self._vertex
 
     def _vertex_handler(self, kind: str, cancel: bool) -> Handler:

@@ -10,7 +10,6 @@ Phase payload keys: ``error`` (the job's error message), ``task_details`` (a lis
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 from types import ModuleType
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, list_page, ts
 from airflow_jobstatus.simulator.vertex_grpc import listed_under, resource_fields
 
 SERVICE = "vertex_pipeline"
@@ -50,9 +49,7 @@ class VertexPipelines:
     def modules(self) -> dict[str, ModuleType]:
         if self._modules is None:
             prefix = "google.cloud.aiplatform_v1.types."
-            modules = {n: importlib.import_module(prefix + n) for n in ("pipeline_service", "pipeline_job")}
-            modules["status_pb2"] = importlib.import_module("google.rpc.status_pb2")
-            self._modules = modules
+            self._modules = import_types(prefix, ("pipeline_service", "pipeline_job"))
         return self._modules
 
     async def _loaded(self) -> dict[str, ModuleType]:

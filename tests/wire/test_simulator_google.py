@@ -313,3 +313,38 @@ def test_start_stop_leaves_no_thread_and_frees_the_port() -> None:
     assert leftover == []
     with pytest.raises(RuntimeError, match="not running"):
         _ = sim.grpc_target
+
+
+def test_first_vertex_reads_at_once_get_answers_not_an_import_deadlock() -> None:
+    """A fresh simulator's Vertex AI job and pipeline servicers import aiplatform's types on their
+    first calls, in worker threads; at the same moment they deadlocked on Python's module locks and
+    answered UNKNOWN "Unexpected <class '_DeadlockError'>" (8 of 8 fresh simulators in a repro).
+    In a fresh process (nothing imported yet) both first reads must be ordinary NOT_FOUNDs."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, grpc
+from airflow_jobstatus.simulator import Simulator
+with Simulator() as sim:
+    ch = grpc.insecure_channel(sim.grpc_target)
+    calls = {
+        "job": "/google.cloud.aiplatform.v1.JobService/GetBatchPredictionJob",
+        "pipeline": "/google.cloud.aiplatform.v1.PipelineService/GetPipelineJob",
+    }
+    codes = {}
+    def read(kind):
+        try:
+            ch.unary_unary(calls[kind])(b"", timeout=60)
+        except grpc.RpcError as err:
+            codes[kind] = (err.code().name, err.details()[:120])
+    threads = [threading.Thread(target=read, args=(k,)) for k in calls]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    print(sorted(codes.items()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert "UNKNOWN" not in last and "Unexpected" not in last, last
+    assert last.count("'INVALID_ARGUMENT'") + last.count("'NOT_FOUND'") == 2, last
