@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_jobstatus.ui import board
+from airflow_jobstatus.ui import board, watched
 from airflow_jobstatus.ui.live import LiveReader, LiveRequest, Reading
 
 #: Config section of the board's settings (``AIRFLOW__JOBSTATUS_UI__<KEY>``).
@@ -90,6 +90,16 @@ def _collect(dag_ids: set[str], since: datetime, dag_id: str | None) -> list[boa
         return board.collect(session, dag_ids, since, dag_id=dag_id)
 
 
+def _watched(dag_ids: set[str], since: datetime, dag_id: str | None, base: str) -> list[dict[str, Any]]:
+    """Rows of the jobs asset watchers saw end (ui/watched.py), for the DAGs scheduled on their assets."""
+    from airflow.utils.session import create_session
+
+    permitted = dag_ids if dag_id is None else dag_ids & {dag_id}
+    with create_session() as session:
+        found = watched.rows(session, permitted, since, base)
+    return [row for row in found if dag_id is None or row["dag_id"] == dag_id]
+
+
 def _live_requests(found: list[Any]) -> dict[str, LiveRequest]:
     """The live read each shown job wants, by row (at most one per job per its poll interval)."""
     default_interval = float(_setting("default_poll_interval", 60.0))
@@ -155,6 +165,9 @@ def create_app(reader: LiveReader | None = None) -> FastAPI:
             )
             for job in found
         ]
+        rows += await run_in_threadpool(_watched, dag_ids, now - timedelta(hours=hours), dag_id, base)
+        if service:
+            rows = [r for r in rows if r["service"] == service]
         if state:
             rows = [r for r in rows if (r["state"] or "") == state]
         rows.sort(key=board.sort_key, reverse=True)
