@@ -166,6 +166,20 @@ def has_task_state_store() -> bool:
     return True
 
 
+@functools.cache
+def has_event_streams() -> bool:
+    """Airflow >= 3.3 shares an event trigger's poll (``BaseEventTrigger.shared_stream_key``, ack-mode
+    producers whose advance follows the event's persistence) and gives it an asset state store:
+    what ``JobEventTrigger`` needs for one list call per scope and exactly-once reports."""
+    try:
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessors  # noqa: F401
+        from airflow.triggers.base import BaseEventTrigger
+        from airflow.triggers.shared_stream import SharedStreamProducer  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(BaseEventTrigger, "create_shared_stream_producer")
+
+
 async def shielded(aw: Any) -> Any:
     """Await a request to the triggerer's supervisor so that cancelling the caller cannot cancel it.
 
@@ -211,6 +225,7 @@ __all__ = [
     "axcom_set",
     "conf",
     "default_deferrable",
+    "has_event_streams",
     "has_task_state_store",
     "legacy_stat_names",
     "mask_secret",

@@ -11,7 +11,7 @@ from airflow_jobstatus.core import dotted
 from airflow_jobstatus.core.exceptions import ConfigurationError
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.services import get_service
-from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.services.base import JobRef, Watched
 
 R = TypeVar("R", bound=JobRef)
 H = TypeVar("H", bound="JobStatusHook[Any]")
@@ -76,6 +76,13 @@ class JobStatusHook(BaseHook, Generic[R]):
         """Every entry of the service's list of active jobs in ``ref``'s scope (``coalescing``)."""
         raise ConfigurationError(f"{self.service} has no list of active jobs.")
 
+    async def alist_jobs(
+        self, scope: Mapping[str, Any], pushed: Mapping[str, Any] | None = None
+    ) -> list[Watched]:
+        """Every page of the service's job list in ``scope`` (its ``Watching``), each job a ``Watched``;
+        ``pushed``: filters to push down where the API can (event watchers)."""
+        raise ConfigurationError(f"{self.service} jobs cannot be watched: it has no job list.")
+
     def find_started(self, identity: Mapping[str, Any]) -> dict[str, Any] | None:
         """The newest job an operator started for this task instance (``identity``: ``dag_id``,
         ``run_id``, ``task_id``, ``map_index``), found at the service by the tag every submit carries,
@@ -107,6 +114,23 @@ def hook_class(service: str) -> type[JobStatusHook[Any]]:
     """The hook class for ``service``, imported on first use."""
     cls: type[JobStatusHook[Any]] = dotted.load(get_service(service).hook)
     return cls
+
+
+def parse_listed(hook: JobStatusHook[Any], entries: list[Any], scope: Mapping[str, Any]) -> list[Watched]:
+    """Each listed entry through the service's ``Watching.parse_entry``; an entry it cannot read is
+    left out (logged), not the whole list's failure."""
+    watching = get_service(hook.service).watching
+    if watching is None:
+        raise ConfigurationError(f"{hook.service} jobs cannot be watched: it has no job list.")
+    out: list[Watched] = []
+    for entry in entries:
+        try:
+            out.append(watching.parse_entry(entry, scope))
+        except Exception as err:  # one odd entry (a newer API's field) must not blind the watcher
+            hook.log.warning(
+                "%s: a listed job could not be read, skipped: %s: %s", hook.service, type(err).__name__, err
+            )
+    return out
 
 
 def make_hook(service: str, conn_id: str | None = None, **kwargs: Any) -> JobStatusHook[Any]:

@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook, HuaweiService
 from airflow_jobstatus.services import dli
 from airflow_jobstatus.services.dli import DliJobRef
-from airflow_jobstatus.services.huawei import Operation
 
 
 class DliJobHook(HuaweiCloudHook[DliJobRef]):
@@ -23,13 +22,7 @@ class DliJobHook(HuaweiCloudHook[DliJobRef]):
 
     async def alist_active(self, ref: DliJobRef) -> list[Any]:
         """Every page of the SQL job list for each non-terminal status (coalesced polling)."""
-        entries: list[Any] = []
-        for op in dli.list_active_call("", ref):
-            page: Operation | None = op
-            while page is not None:
-                jobs, page = dli.list_page(page, await self.asend(page))
-                entries.extend(jobs)
-        return entries
+        return await self.apages(dli.list_active_call("", ref), dli.list_page)
 
     def submit_sql(
         self,

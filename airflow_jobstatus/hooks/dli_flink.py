@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 from airflow_jobstatus.hooks.huaweicloud import HuaweiCloudHook, HuaweiService
 from airflow_jobstatus.services import dli_flink
 from airflow_jobstatus.services.dli_flink import DliFlinkJobRef
-from airflow_jobstatus.services.huawei import Operation
 
 
 class DliFlinkJobHook(HuaweiCloudHook[DliFlinkJobRef]):
@@ -24,13 +23,7 @@ class DliFlinkJobHook(HuaweiCloudHook[DliFlinkJobRef]):
 
     async def alist_active(self, ref: DliFlinkJobRef) -> list[Any]:
         """Every page of the Flink job list for each listed status (coalesced polling)."""
-        entries: list[Any] = []
-        for op in dli_flink.list_active_call("", ref):
-            page: Operation | None = op
-            while page is not None:
-                jobs, page = dli_flink.list_page(page, await self.asend(page))
-                entries.extend(jobs)
-        return entries
+        return await self.apages(dli_flink.list_active_call("", ref), dli_flink.list_page)
 
     def stop_job(self, ref: DliFlinkJobRef) -> None:
         """DLI's own name for ``cancel``: stop the Flink job (no savepoint)."""

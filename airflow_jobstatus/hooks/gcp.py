@@ -26,11 +26,12 @@ from airflow_jobstatus.core.exceptions import (
 )
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks import lazy_import
-from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R, parse_listed
 from airflow_jobstatus.hooks.connection_cache import ConnectionCache, connection_key
 from airflow_jobstatus.hooks.lazy_import import import_modules
 from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import LIST_JOB_ID, scope_ref
 from airflow_jobstatus.services.google import impersonation_chain as normalized_chain
 from airflow_jobstatus.services.google import names
 
@@ -43,8 +44,6 @@ CONN_TYPE = "google_cloud_platform"
 DEFAULT_CONN_ID = "google_cloud_default"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXTRA_PREFIX = f"extra__{CONN_TYPE}__"
-#: What errors of a list call name instead of a job id.
-LIST_JOB_ID = "(job list)"
 
 
 # --- connection ----------------------------------------------------------------------------------
@@ -541,7 +540,23 @@ class GoogleJobHook(JobStatusHook[R]):
         if coalescing is None:
             raise ConfigurationError(f"{self.service} has no list of active jobs.")
         target = self._target(await self.agoogle_connection(), ref, job_id=LIST_JOB_ID)
-        method, request = coalescing.list_call(target.project, ref)
+        return await self._alist(target, *coalescing.list_call(target.project, ref))
+
+    async def alist_jobs(
+        self, scope: Mapping[str, Any], pushed: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """Every page of the service's job list in ``scope`` (event watchers), each job a ``Watched``."""
+        spec = get_service(self.service)
+        if spec.watching is None:
+            raise ConfigurationError(f"{self.service} jobs cannot be watched: it has no job list.")
+        ref: Any = scope_ref(spec.ref_type, scope)
+        target = self._target(await self.agoogle_connection(), ref, job_id=LIST_JOB_ID)
+        full = {**scope, "project_id": target.project}
+        entries = await self._alist(target, *spec.watching.list_call(target.project, full, pushed or {}))
+        return parse_listed(self, entries, full)
+
+    async def _alist(self, target: CallTarget, method: str, request: dict[str, Any]) -> list[Any]:
+        """Every page of a list call (one shared async client, no SDK retry, our timeout per page)."""
         conn = self._conn or await self.agoogle_connection()
         client = await shared_async_client(self.client_kind, target.endpoint, conn)
         entries: list[Any] = []

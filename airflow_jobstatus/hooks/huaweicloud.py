@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow_jobstatus.core.exceptions import AuthenticationError, ServiceError
 from airflow_jobstatus.core.states import JobStatus
 from airflow_jobstatus.hooks import huawei_signer
-from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R
+from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, R, parse_listed
 from airflow_jobstatus.hooks.connection_cache import connection_key
 from airflow_jobstatus.hooks.huawei_async import SESSIONS, aiohttp_exchange, aiohttp_session, route_for
 from airflow_jobstatus.hooks.huawei_config import CONFIGS, CONN_TYPE, DEFAULT_CONN_ID, HuaweiConfig
@@ -187,6 +187,31 @@ class HuaweiCloudHook(JobStatusHook[R]):
 
     async def acancel(self, ref: R) -> None:
         self.api.check_cancelled(await self.asend(self.api.cancel_op(ref)), ref)
+
+    async def apages(
+        self, ops: Iterable[Operation], list_page: Callable[[Any, Any], tuple[list[Any], Any]]
+    ) -> list[Any]:
+        """Every page of each list operation in ``ops`` (``list_page``: a page's entries and the next page's operation)."""
+        entries: list[Any] = []
+        for op in ops:
+            page: Operation | None = op
+            while page is not None:
+                jobs, page = list_page(page, await self.asend(page))
+                entries.extend(jobs)
+        return entries
+
+    async def alist_jobs(
+        self, scope: Mapping[str, Any], pushed: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """Every page of the service's job list in ``scope`` (event watchers), each job a ``Watched``."""
+        from airflow_jobstatus.core.exceptions import ConfigurationError
+        from airflow_jobstatus.services import get_service
+
+        watching = get_service(self.service).watching
+        if watching is None or watching.list_page is None:
+            raise ConfigurationError(f"{self.service} jobs cannot be watched: it has no job list.")
+        entries = await self.apages(watching.list_call("", scope, pushed or {}), watching.list_page)
+        return parse_listed(self, entries, scope)
 
     # -- sync: requests -------------------------------------------------------------------------------
 

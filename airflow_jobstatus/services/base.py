@@ -98,6 +98,65 @@ class Coalescing:
     unsupported: Callable[[Any], str | None] = lambda ref: None
 
 
+#: What a list call names instead of a job id (errors, the placeholder ref of a scope).
+LIST_JOB_ID = "(job list)"
+#: The filters a watcher may ask for; each service's ``Watching.filters`` says which it can serve.
+WATCH_FILTERS = ("labels", "tags", "name", "job_id", "job_type")
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One job of a list call, as an event watcher reads it (``JobEventTrigger``).
+
+    ``status``: the entry as a JobStatus (the service's own parser); ``ref``: the job's reference
+    (its console URL); ``name``: its display name (the id where the service names jobs by id);
+    ``labels``: Google labels or Huawei tags; ``job_type``: the service's own job-type word;
+    ``changed_at``: when it entered its current state (epoch seconds: the end time of an ended job,
+    else the entry's update time), None when the list does not say.
+    """
+
+    status: JobStatus
+    ref: JobRef
+    name: str = ""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    job_type: str = ""
+    changed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Watching:
+    """How event watchers list one scope's jobs (every page), one call per scope and interval.
+
+    ``scope_fields``: the trigger arguments naming one list call (``required_scope`` must be set;
+    ``project_id`` may default to the connection's). ``list_call(project, scope, pushed)``: what the
+    hook sends (Google: the client method and request; Huawei: the first page's operations) with
+    ``pushed`` (``labels``/``tags``/``job_type``) pushed down into the request where the API filters
+    by it (a shared list pushes none: its watchers' filters differ). ``list_page(op, answer)``
+    (Huawei): a page's entries and the next page's operation. ``parse_entry(entry, scope)``: a
+    listed job as a ``Watched``. ``filters``: the ``WATCH_FILTERS`` this service can serve (every one
+    is also applied to the listed jobs, so a filter the API does not push down still holds).
+    ``limits``: the list's page size, filters and bounds, for the docs and the errors.
+    """
+
+    scope_fields: tuple[str, ...]
+    list_call: Callable[[str, Mapping[str, Any], Mapping[str, Any]], Any]
+    parse_entry: Callable[[Any, Mapping[str, Any]], Watched]
+    required_scope: tuple[str, ...] = ()
+    list_page: Callable[[Any, Mapping[str, Any]], tuple[list[Any], Any]] | None = None
+    filters: frozenset[str] = frozenset({"name", "job_id"})
+    limits: str = ""
+
+
+def scope_ref(ref_type: type[R], scope: Mapping[str, Any]) -> R:
+    """A reference naming a list call's scope (its id fields ``LIST_JOB_ID``): the hooks' endpoint and
+    error messages read it as they read a job's."""
+    names = {f.name for f in dataclasses.fields(ref_type)}
+    data = {k: v for k, v in scope.items() if k in names and v not in (None, "")}
+    for field in ref_type.id_fields:
+        data.setdefault(field, LIST_JOB_ID)
+    return ref_type(**data)
+
+
 #: The connection-id argument of each cloud's tasks, hooks and triggers (the cloud's connection type).
 CONN_ID_ARGS = {"google": "gcp_conn_id", "huawei": "huaweicloud_conn_id"}
 
@@ -129,6 +188,8 @@ class ServiceSpec:
     coalescing: Coalescing | None = None
     #: Why the service cannot coalesce (the ConfigurationError and the README say it).
     no_coalescing_reason: str = ""
+    #: How event watchers list the service's jobs (``JobEventTrigger``); None: they cannot.
+    watching: Watching | None = None
 
     @property
     def conn_id_arg(self) -> str:

@@ -3,12 +3,13 @@ drain, list), the endpoint and the console page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
-from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, Watched, Watching, table
+from airflow_jobstatus.services.google import console, enum_name, raw_message, seconds
 
 NAME = "dataflow"
 #: Dataflow's API is global; the location travels in the request.
@@ -119,6 +120,32 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).id)
 
 
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """ListJobs of a location, ``filter=ALL`` (the filter is an enum, ALL/TERMINATED/ACTIVE: labels and
+    names are applied to the listed jobs), 100 a page."""
+    request = {"project_id": project, "location": scope["location"], "filter": "ALL"}
+    return "list_jobs", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed ``dataflow_v1beta3.Job``: its name, labels, type (``JOB_TYPE_BATCH``/``_STREAMING``)
+    and ``current_state_time``."""
+    from google.cloud.dataflow_v1beta3 import JobType
+
+    pb = raw_message(job)
+    ref = DataflowJobRef(job_id=pb.id, location=scope["location"], project_id=scope.get("project_id"))
+    return Watched(
+        status=parse(job, ref),
+        ref=ref,
+        name=pb.name,
+        labels=dict(pb.labels),
+        job_type=enum_name(JobType, pb.type),
+        changed_at=seconds(pb, "current_state_time"),
+    )
+
+
 def default_target(ref: DataflowJobRef) -> str:
     """The global endpoint: the location travels in the request."""
     return DEFAULT_TARGET
@@ -141,4 +168,12 @@ SPEC = ServiceSpec(
     console_url=console_url,
     cancel_note="UpdateJob requested_state=JOB_STATE_CANCELLED: stops now, dropping in-flight data.",
     coalescing=Coalescing(("project_id", "location"), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("project_id", "location"),
+        list_watched_call,
+        watched,
+        required_scope=("location",),
+        filters=frozenset({"labels", "name", "job_id", "job_type"}),
+        limits="ListJobs filter=ALL, 100 a page, every page; no label filter in the API (applied to the list).",
+    ),
 )

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, require_id, table
-from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.services.base import (
+    Coalescing,
+    JobRef,
+    ServiceSpec,
+    Watched,
+    Watching,
+    require_id,
+    table,
+)
+from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
 
 NAME = "dataproc"
 
@@ -121,6 +129,34 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).reference.job_id)
 
 
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """ListJobs of a region, every state (``job_state_matcher=ALL``), 100 a page; ``filter`` takes
+    the pushed-down labels (``labels.k = v``; ListJobs' filter also knows ``status.state``)."""
+    request: dict[str, Any] = {"project_id": project, "region": scope["region"], "job_state_matcher": "ALL"}
+    if pushed.get("labels"):
+        request["filter"] = label_filter(pushed["labels"], quote=False)
+    return "list_jobs", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed ``dataproc_v1.Job``: its labels, its type (``spark_job``, ``pyspark_job``…) and the
+    start of its current state (its end, once ended)."""
+    pb = raw_message(job)
+    ref = DataprocJobRef(
+        job_id=pb.reference.job_id, region=scope["region"], project_id=scope.get("project_id")
+    )
+    return Watched(
+        status=parse(job, ref),
+        ref=ref,
+        name=ref.job_id,
+        labels=dict(pb.labels),
+        job_type=pb.WhichOneof("type_job") or "",
+        changed_at=seconds(pb.status, "state_start_time"),
+    )
+
+
 def submit_ref(job: Mapping[str, Any] | None, region: str, project_id: str | None = None) -> DataprocJobRef:
     """Where a submit goes, named in its errors by the job's own id when it sets one, else ``(new job)``."""
     reference = ((job or {}).get("reference") or {}).get("job_id") or "(new job)"
@@ -163,4 +199,12 @@ SPEC = ServiceSpec(
     attention=frozenset({"STALE_STATUS"}),
     cancel_note="CancelJob: the job goes through CANCEL_PENDING to CANCELLED.",
     coalescing=Coalescing(("project_id", "region"), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("project_id", "region"),
+        list_watched_call,
+        watched,
+        required_scope=("region",),
+        filters=frozenset({"labels", "name", "job_id", "job_type"}),
+        limits="ListJobs, job_state_matcher=ALL, 100 a page, every page; labels pushed down as filter when not shared.",
+    ),
 )

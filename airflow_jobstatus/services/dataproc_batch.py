@@ -4,12 +4,21 @@ operation, list by state), the endpoint and the console page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, bad_response, table
-from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.services.base import (
+    Coalescing,
+    JobRef,
+    ServiceSpec,
+    Watched,
+    Watching,
+    bad_response,
+    table,
+)
+from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
 
 NAME = "dataproc_batch"
 
@@ -106,6 +115,34 @@ def list_entry_id(batch: Any) -> str:
     return str(raw_message(batch).name).rpartition("/")[2]
 
 
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """ListBatches of a region, every state, 100 a page; ``filter`` takes the pushed-down labels
+    (``labels.k = v``; the filter also knows ``state`` and ``create_time``)."""
+    request: dict[str, Any] = {"parent": f"projects/{project}/locations/{scope['region']}"}
+    if pushed.get("labels"):
+        request["filter"] = label_filter(pushed["labels"], quote=False)
+    return "list_batches", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def watched(batch: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed ``dataproc_v1.Batch``: its labels, its type (``spark_batch``, ``pyspark_batch``…) and
+    ``state_time`` (when it entered its state)."""
+    pb = raw_message(batch)
+    ref = DataprocBatchRef(
+        batch_id=str(pb.name).rpartition("/")[2], region=scope["region"], project_id=scope.get("project_id")
+    )
+    return Watched(
+        status=parse(batch, ref),
+        ref=ref,
+        name=ref.batch_id,
+        labels=dict(pb.labels),
+        job_type=pb.WhichOneof("batch_config") or "",
+        changed_at=seconds(pb, "state_time"),
+    )
+
+
 def default_target(ref: DataprocBatchRef) -> str:
     """The regional endpoint (``global`` uses the global one)."""
     if ref.region == "global":
@@ -130,4 +167,12 @@ SPEC = ServiceSpec(
     console_url=console_url,
     cancel_note="CancelOperation of the batch's operation: the batch goes through CANCELLING to CANCELLED.",
     coalescing=Coalescing(("project_id", "region"), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("project_id", "region"),
+        list_watched_call,
+        watched,
+        required_scope=("region",),
+        filters=frozenset({"labels", "name", "job_id", "job_type"}),
+        limits="ListBatches, every state, 100 a page, every page; labels pushed down as filter when not shared.",
+    ),
 )

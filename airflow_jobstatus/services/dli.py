@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -15,6 +15,8 @@ from airflow_jobstatus.services.base import (
     Coalescing,
     JobRef,
     ServiceSpec,
+    Watched,
+    Watching,
     bad_response,
     require_choice,
     table,
@@ -318,7 +320,95 @@ def list_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operat
     more = isinstance(total, int) and total > page * LIST_PAGE_SIZE and len(jobs) == LIST_PAGE_SIZE
     if not more or page >= LIST_MAX_PAGES:  # past page 100 the jobs are read one by one
         return jobs, None
-    return jobs, _sql_list_op(query["job-status"], page + 1)
+    return jobs, replace(
+        op, query=tuple((k, str(page + 1) if k == "current-page" else v) for k, v in op.query)
+    )
+
+
+# -- event watchers (JobEventTrigger) ----------------------------------------------------------------
+
+
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[Operation, ...]:
+    """The first page of the scope's list, every status: SQL jobs ("Querying All Jobs", newest first,
+    ``tags=k=v,…`` and ``queue_name`` pushed down, 100 a page, at most 100 pages) or Spark batches
+    ("Querying Batch Job List", ``queue_name``, 100 a page)."""
+    queue = scope.get("queue_name")
+    if scope.get("job_type") == "spark":
+        query: tuple[tuple[str, str], ...] = (("from", "0"), ("size", str(LIST_PAGE_SIZE)))
+        query += (("queue_name", str(queue)),) if queue else ()
+        return (
+            Operation(
+                "list batches", "GET", "/v2.0/{project_id}/batches", "(job list)", query=query, is_read=True
+            ),
+        )
+    query = (("job-type", "ALL"), ("order", "start_time_desc"))
+    tags = pushed.get("labels") or {}
+    if tags:
+        query += (("tags", ",".join(f"{k}={v}" for k, v in sorted(tags.items()))),)
+    if queue:
+        query += (("queue_name", str(queue)),)
+    query += (("page-size", str(LIST_PAGE_SIZE)), ("current-page", "1"))
+    return (
+        Operation("list jobs", "GET", "/v1.0/{project_id}/jobs", "(job list)", query=query, is_read=True),
+    )
+
+
+def watched_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operation | None]:
+    """``list_page`` for watchers: batches paged by ``from``; entries of another queue left out (the
+    queue is also checked on each entry, not trusted to the filter)."""
+    query = dict(op.query)
+    if op.path.endswith("/batches"):
+        jobs = data.get("sessions")
+        if not isinstance(jobs, list):
+            raise bad_response(NAME, op.job_id, "the list has no sessions array")
+        start, total = int(query["from"]), data.get("total")
+        more = isinstance(total, int) and total > start + len(jobs) and len(jobs) == LIST_PAGE_SIZE
+        nxt = replace(op, query=tuple((k, str(start + len(jobs)) if k == "from" else v) for k, v in op.query))
+        page: tuple[list[Any], Operation | None] = (jobs, nxt if more else None)
+    else:
+        page = list_page(op, data)
+    queue = query.get("queue_name")
+    if queue:
+        key = "queue" if op.path.endswith("/batches") else "queue_name"
+        page = ([j for j in page[0] if isinstance(j, Mapping) and j.get(key) in (None, queue)], page[1])
+    return page
+
+
+def _ms(value: Any) -> float | None:
+    return (
+        value / 1000.0
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        else None
+    )
+
+
+def watched(entry: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed SQL job (its tags, ``job_type`` such as QUERY, and end = ``start_time`` + ``duration``
+    once ended) or Spark batch (its ``update_time``)."""
+    if not isinstance(entry, Mapping):
+        raise bad_response(NAME, "(job list)", "a listed job is not an object")
+    if scope.get("job_type") == "spark":
+        ref = DliJobRef(job_id=str(entry.get("id") or ""), job_type="spark")
+        status = parse(entry, ref)
+        return Watched(
+            status, ref, name=str(entry.get("name") or ref.job_id), changed_at=_ms(entry.get("update_time"))
+        )
+    ref = DliJobRef(job_id=str(entry.get("job_id") or ""), job_type="sql")
+    status = parse(entry, ref)
+    start, duration = _ms(entry.get("start_time")), entry.get("duration")
+    ended = None
+    if status.state.is_terminal and start is not None and isinstance(duration, int | float):
+        ended = start + duration / 1000.0
+    return Watched(
+        status=status,
+        ref=ref,
+        name=ref.job_id,
+        labels=_tags_of(entry),
+        job_type=str(entry.get("job_type") or ""),
+        changed_at=ended,
+    )
 
 
 def list_entry_id(entry: Any) -> str:
@@ -416,4 +506,16 @@ SPEC = ServiceSpec(
     normalizer=normalize,
     cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
     coalescing=Coalescing(("job_type",), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("job_type", "queue_name"),
+        list_watched_call,
+        watched,
+        list_page=watched_page,
+        filters=frozenset({"tags", "name", "job_id"}),
+        limits=(
+            "SQL: Querying All Jobs, every status, newest first, 100 a page, at most 100 pages (10,000 "
+            "jobs); tags and queue_name pushed down when not shared. Spark: Querying Batch Job List, "
+            "100 a page; batches carry no tags."
+        ),
+    ),
 )

@@ -8,7 +8,7 @@ stop is a batch call. Every fact about them is here; they share the DLI endpoint
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
@@ -16,6 +16,8 @@ from airflow_jobstatus.services.base import (
     Coalescing,
     JobRef,
     ServiceSpec,
+    Watched,
+    Watching,
     _configuration_error,
     bad_response,
     table,
@@ -186,7 +188,35 @@ def list_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operat
     more = isinstance(total, int) and total > offset and len(jobs) == LIST_PAGE_SIZE
     if not more or offset >= LIST_PAGE_SIZE * LIST_MAX_PAGES:
         return jobs, None
-    return jobs, list_op(query["status"], offset)
+    return jobs, replace(op, query=tuple((k, str(offset) if k == "offset" else v) for k, v in op.query))
+
+
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[Operation, ...]:
+    """ListFlinkJobs of the project, every status, 100 a page (``offset``/``limit``), at most 100 pages."""
+    query = (("offset", "0"), ("limit", str(LIST_PAGE_SIZE)))
+    return (Operation("list jobs", "GET", _jobs_path(), "(job list)", query=query, is_read=True),)
+
+
+def watched(entry: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed ``FlinkJob``: its name, ``job_type`` (``flink_sql_job``…) and ``update_time``."""
+    if not isinstance(entry, Mapping) or entry.get("job_id") is None:
+        raise bad_response(NAME, "(job list)", "a listed job has no job_id")
+    ref = DliFlinkJobRef(job_id=str(entry["job_id"]))
+    update = entry.get("update_time")
+    changed = (
+        update / 1000.0
+        if isinstance(update, int | float) and not isinstance(update, bool) and update > 0
+        else None
+    )
+    return Watched(
+        status=parse_job(entry, ref),
+        ref=ref,
+        name=str(entry.get("name") or ""),
+        job_type=str(entry.get("job_type") or ""),
+        changed_at=changed,
+    )
 
 
 def list_entry_id(entry: Any) -> str:
@@ -215,4 +245,12 @@ SPEC = ServiceSpec(
     attention=ATTENTION,
     cancel_note="Stop job: the batch stop call with this one job id, no savepoint.",
     coalescing=Coalescing((), list_active_call, list_entry_id, parse_job),
+    watching=Watching(
+        (),
+        list_watched_call,
+        watched,
+        list_page=list_page,
+        filters=frozenset({"name", "job_id", "job_type"}),
+        limits="ListFlinkJobs, every status, 100 a page, at most 100 pages (10,000 jobs); no tags.",
+    ),
 )

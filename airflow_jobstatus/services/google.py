@@ -56,3 +56,20 @@ def impersonation_chain(value: str | Sequence[str] | None) -> tuple[str, ...]:
     last); None or blank is ``()``. The one reading of the argument: the hooks' credentials and
     connection cache key, the coalescing key and the trigger's serialized form all use it."""
     return names(value, "impersonation_chain")
+
+
+def seconds(message: Any, name: str) -> float | None:
+    """A protobuf Timestamp field of ``message`` as epoch seconds; None when unset."""
+    if not message.HasField(name):
+        return None
+    stamp = getattr(message, name)
+    return float(stamp.seconds + stamp.nanos / 1e9)
+
+
+def label_filter(labels: Any, quote: bool) -> str:
+    """A list ``filter`` keeping the jobs that carry every label: ``labels.k = v`` (Dataproc) or
+    ``labels.k="v"`` (AIP-160, Vertex AI), joined by AND; empty for no labels."""
+    if not labels:
+        return ""
+    parts = [f'labels.{k}="{v}"' if quote else f"labels.{k} = {v}" for k, v in sorted(dict(labels).items())]
+    return " AND ".join(parts)

@@ -3,12 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, require_choice, table
-from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.services.base import (
+    Coalescing,
+    JobRef,
+    ServiceSpec,
+    Watched,
+    Watching,
+    require_choice,
+    table,
+)
+from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
 
 NAME = "vertex_ai"
 INSTALL_HINT = "pip install 'airflow-jobstatus[vertex]'"
@@ -131,6 +140,37 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).name).rpartition("/")[2]
 
 
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """List<Type>Jobs of a location (the scope's ``job_type``, default custom jobs), every state, 100
+    a page; ``filter`` takes the pushed-down labels (AIP-160 ``labels.k="v"``)."""
+    job_type = scope.get("job_type") or "custom_job"
+    request: dict[str, Any] = {"parent": f"projects/{project}/locations/{scope['location']}"}
+    if pushed.get("labels"):
+        request["filter"] = label_filter(pushed["labels"], quote=True)
+    return f"list_{job_type}s", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed job: its display name, labels, and ``end_time`` (else ``update_time``)."""
+    pb = raw_message(job)
+    ref = VertexAIJobRef(
+        job_id=str(pb.name).rpartition("/")[2],
+        location=scope["location"],
+        project_id=scope.get("project_id"),
+        job_type=scope.get("job_type") or "custom_job",
+    )
+    return Watched(
+        status=parse(job, ref),
+        ref=ref,
+        name=pb.display_name,
+        labels=dict(pb.labels),
+        job_type=ref.job_type,
+        changed_at=seconds(pb, "end_time") or seconds(pb, "update_time"),
+    )
+
+
 def default_target(ref: VertexAIJobRef) -> str:
     """The regional endpoint (``global`` uses the global one)."""
     if ref.location == "global":
@@ -157,4 +197,12 @@ SPEC = ServiceSpec(
     job_types=JOB_TYPES,
     cancel_note="Cancel<Type>Job: the job goes through CANCELLING to CANCELLED.",
     coalescing=Coalescing(("project_id", "location", "job_type"), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("project_id", "location", "job_type"),
+        list_watched_call,
+        watched,
+        required_scope=("location",),
+        filters=frozenset({"labels", "name", "job_id"}),
+        limits="List<Type>Jobs, every state, 100 a page, every page; labels pushed down as filter when not shared.",
+    ),
 )

@@ -4,12 +4,13 @@ and the console page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, table
-from airflow_jobstatus.services.google import console, enum_name, raw_message
+from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, Watched, Watching, table
+from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
 
 NAME = "vertex_pipeline"
 INSTALL_HINT = "pip install 'airflow-jobstatus[vertex]'"
@@ -138,6 +139,34 @@ def list_entry_id(job: Any) -> str:
     return str(raw_message(job).name).rpartition("/")[2]
 
 
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """ListPipelineJobs of a location, every state, 100 a page; ``filter`` takes the pushed-down
+    labels (AIP-160 ``labels.k="v"``)."""
+    request: dict[str, Any] = {"parent": f"projects/{project}/locations/{scope['location']}"}
+    if pushed.get("labels"):
+        request["filter"] = label_filter(pushed["labels"], quote=True)
+    return "list_pipeline_jobs", {**request, "page_size": LIST_PAGE_SIZE}
+
+
+def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed ``PipelineJob``: its display name, labels, and ``end_time`` (else ``update_time``)."""
+    pb = raw_message(job)
+    ref = VertexAIPipelineJobRef(
+        pipeline_job_id=str(pb.name).rpartition("/")[2],
+        location=scope["location"],
+        project_id=scope.get("project_id"),
+    )
+    return Watched(
+        status=parse(job, ref),
+        ref=ref,
+        name=pb.display_name,
+        labels=dict(pb.labels),
+        changed_at=seconds(pb, "end_time") or seconds(pb, "update_time"),
+    )
+
+
 def default_target(ref: VertexAIPipelineJobRef) -> str:
     """The regional endpoint (``global`` uses the global one)."""
     if ref.location == "global":
@@ -166,4 +195,12 @@ SPEC = ServiceSpec(
         "its tasks end first)."
     ),
     coalescing=Coalescing(("project_id", "location"), list_active_call, list_entry_id, parse),
+    watching=Watching(
+        ("project_id", "location"),
+        list_watched_call,
+        watched,
+        required_scope=("location",),
+        filters=frozenset({"labels", "name", "job_id"}),
+        limits="ListPipelineJobs, every state, 100 a page, every page; labels pushed down as filter when not shared.",
+    ),
 )
