@@ -58,7 +58,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "airflow-jobstatus",
-                "python-modules": ["airflow_jobstatus.triggers.job_status"],
+                "python-modules": [
+                    "airflow_jobstatus.triggers.job_events",
+                    "airflow_jobstatus.triggers.job_status",
+                ],
             }
         ],
         "operators": [
