@@ -6,6 +6,8 @@ from typing import Any
 
 from coalesce import section as coalesce_section
 from coalesce import targets as coalesce_targets
+from watchers import section as watchers_section
+from watchers import targets as watchers_targets
 
 TARGET_LAG_P99_MS = 100.0
 TARGET_IMPORT_S = 0.150
@@ -342,6 +344,7 @@ def targets(res: dict[str, Any]) -> list[str]:
         lines += pollcost_targets(res["pollcost"])
     lines += fleet_targets(res) + memory_targets(res) + connection_targets(res)
     lines += coalesce_targets(res.get("coalesce"))
+    lines += watchers_targets(res.get("watchers"))
     imp = res.get("imports", {})
     if "ours" in imp:
         own = imp["ours"]["own_share_median"]
@@ -402,6 +405,7 @@ def render(res: dict[str, Any]) -> str:
     out += ["", "## API calls per wait (minimum: one call per poll interval over the job's life)", ""]
     out += calls_table(res)
     out += coalesce_section(res.get("coalesce"))
+    out += watchers_section(res.get("watchers"))
     if "poke" in res:
         out += [
             "",

@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 import coalesce  # noqa: E402
 import imports  # noqa: E402
 import pollcost  # noqa: E402
+import watchers  # noqa: E402
 from common import write_json  # noqa: E402
 from measure import base_env, run_fleet  # noqa: E402
 from plan import REGION  # noqa: E402
@@ -107,8 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=HERE / "results")
     p.add_argument("--log-dir", type=Path, help="keep each fleet runner's log there (default: discarded)")
     coalesce.add_arguments(p)
+    watchers.add_arguments(p)
     args = p.parse_args(argv)
     coalesce.finish_args(args)
+    watchers.finish_args(args)
     quick = args.quick
     if args.n is None:
         args.n = [20, 100] if quick else [100, 1000, 5000, 10000]
@@ -314,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         results["fleet"] = fleets(args, sim, env, anchor)
         if args.coalesce_n:
             results["coalesce"] = coalesce.run_from_args(args, sim, env, log)
+        if args.watchers_n:
+            results["watchers"] = watchers.run_from_args(args, sim, env, log)
         if not args.no_poke:
             log("poke cost")
             results["poke"] = pokes(args, sim, env, anchor)

@@ -2,7 +2,8 @@
 
 Run by ``SimProcess`` (benchmarks/simctl.py); its CPU is not the measured process's.
 Commands: ``{"op": "add_jobs", "jobs": [...]}``, ``{"op": "calls", "keys": [[service, job_id], ...]}``,
-``{"op": "calls_between", "services": [...], "start": t0, "end": t1}``, ``{"op": "reset"}``, ``{"op": "stats"}``, ``{"op": "quit"}``. Each gets one JSON line back.
+``{"op": "calls_between", "services": [...], "start": t0, "end": t1}``,
+``{"op": "list_calls", "start": t0, "end": t1}``, ``{"op": "reset"}``, ``{"op": "stats"}``, ``{"op": "quit"}``. Each gets one JSON line back.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main() -> None:
                 reply = calls(sim, cmd["keys"])
             elif op == "calls_between":
                 reply = calls_between(sim, cmd["services"], cmd["start"], cmd["end"])
+            elif op == "list_calls":  # the core's list-call log (scope, page, first_page) in [start, end)
+                reply = {"calls": sim.core.list_calls(since=cmd.get("start"), until=cmd.get("end"))}
             elif op == "reset":
                 sim.reset()
                 reply = {"reset": True}

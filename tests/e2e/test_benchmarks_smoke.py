@@ -15,6 +15,7 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     cmd += ["--end", "7,9", "--no-anchor", "--no-imports", "--poke-count", "5", "--out-dir", str(tmp_path)]
     cmd += ["--floor-n", "10", "--pollcost-n", "20", "--pollcost-rounds", "1", "--pollcost-warm", "1.5"]
     cmd += ["--coalesce-n", "20", "--coalesce-poll", "1", "--coalesce-end", "6,8", "--gc-setting-n", "20"]
+    cmd += ["--watchers-n", "20", "--watchers-poll", "1", "--watchers-end", "2,4"]
     cmd += [
         "--pollcost-seconds",
         "2",
@@ -52,6 +53,11 @@ def test_harness_produces_the_result_fields(tmp_path: Path) -> None:
     (coalesced,) = results["coalesce"]["rows"]
     assert coalesced["outcomes"] == {"success": 20} and coalesced["list_calls"] > 0
     assert coalesced["calls_per_wait_per_poll"] is not None
+
+    (watched,) = results["watchers"]["rows"]
+    assert "failed" not in watched, watched
+    assert watched["groups"] == 10 and watched["list_calls_per_scope_per_interval"] is not None
+    assert watched["cpu_per_interval_s"] is not None and watched["detection_s"]["count"] is not None
 
     report = (tmp_path / "latest.md").read_text()
     assert "| N |" in report
