@@ -141,7 +141,7 @@ def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
         ref=ref,
         name=pb.name,
         labels=dict(pb.labels),
-        job_type=enum_name(JobType, pb.type),
+        job_type=enum_name(JobType, pb.type_),
         changed_at=seconds(pb, "current_state_time"),
     )
 
