@@ -20,6 +20,7 @@ DAG_FILES = {
     "example_cross_cloud.py": "example_jobstatus_cross_cloud",
     "example_dataproc_batch.py": "example_jobstatus_dataproc_batch",
     "example_vertex_pipeline.py": "example_jobstatus_vertex_pipeline",
+    "example_jobstatus_asset_watchers.py": "example_jobstatus_asset_watchers",
 }
 
 
@@ -114,3 +115,19 @@ def test_vertex_pipeline_example_runs_green(demo_sim: Simulator) -> None:
         ("prepare", "SUCCEEDED"),
         ("train", "SUCCEEDED"),
     ]
+
+
+def test_asset_watchers_example_consumer_runs_without_an_event(demo_sim: Simulator) -> None:
+    """A manual run (dag.test()) has no triggering event: the consumer logs that and returns []."""
+    run, states, xcoms = run_example("example_jobstatus_asset_watchers.py")
+    assert (run, states) == ("success", {"job_that_ended": "success"})
+    assert xcoms["job_that_ended"]["return_value"] == []
+
+
+def test_asset_watchers_example_watches_one_scope_per_asset() -> None:
+    import runpy
+
+    module = runpy.run_path(str(EXAMPLES / "example_jobstatus_asset_watchers.py"))
+    assets = [v for k, v in module.items() if k.isupper() and hasattr(v, "watchers")]
+    keys = {w.trigger.shared_stream_key() for asset in assets for w in asset.watchers}
+    assert len(assets) == 3 and len(keys) == 3
