@@ -55,8 +55,22 @@ CASES: dict[str, dict[str, Any]] = {
         "bad": [{"state": "running", "duration": 0.2}, {"state": "dead"}],
         "list": "ListSparkJobs",
     },
+    "dataproc_batch": {
+        "scope": {"region": "europe-west1"},
+        "run": [{"state": "RUNNING"}],
+        "ok": [{"state": "RUNNING", "duration": 0.2}, {"state": "SUCCEEDED"}],
+        "bad": [{"state": "RUNNING", "duration": 0.2}, {"state": "FAILED"}],
+        "list": "ListBatches",
+    },
+    "vertex_pipeline": {
+        "scope": {"location": "europe-west1"},
+        "run": [{"state": "PIPELINE_STATE_RUNNING"}],
+        "ok": [{"state": "PIPELINE_STATE_RUNNING", "duration": 0.2}, {"state": "PIPELINE_STATE_SUCCEEDED"}],
+        "bad": [{"state": "PIPELINE_STATE_RUNNING", "duration": 0.2}, {"state": "PIPELINE_STATE_FAILED"}],
+        "list": "ListPipelineJobs",
+    },
 }
-SERVICES = [s for s in CASES if s != "vertex_ai" or vertex_available()]
+SERVICES = [s for s in CASES if not s.startswith("vertex") or vertex_available()]
 
 
 def add(sim: Simulator, case_name: str, job_id: str, which: str) -> None:
