@@ -35,7 +35,8 @@ STATE_VERSION = 1
 
 
 def dedupe_key(service: str, job_id: str, state: JobState | str) -> str:
-    """``service:job_id:STATE``: one event per job per state it enters."""
+    """``service:job_id:STATE``: one event per job per state it enters (a job that runs again under
+    its id, a CDM job, is ``job_id@run``: one event per run)."""
     return f"{service}:{job_id}:{JobState(state).value}"
 
 
@@ -223,7 +224,7 @@ class Tracker:
                 if self.filter.matches(job):
                     self._seen_other.add(job_id)
                 continue
-            key = dedupe_key(self.service, job_id, job.status.state)
+            key = dedupe_key(self.service, f"{job_id}@{job.run}" if job.run else job_id, job.status.state)
             if self._reported(key):
                 continue
             when = job.changed_at

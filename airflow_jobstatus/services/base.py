@@ -112,7 +112,8 @@ class Watched:
     (its console URL); ``name``: its display name (the id where the service names jobs by id);
     ``labels``: Google labels or Huawei tags; ``job_type``: the service's own job-type word;
     ``changed_at``: when it entered its current state (epoch seconds: the end time of an ended job,
-    else the entry's update time), None when the list does not say.
+    else the entry's update time), None when the list does not say. ``run``: which run of a job that
+    runs again under the same id (CDM: a job name), part of its dedupe key; empty elsewhere.
     """
 
     status: JobStatus
@@ -121,6 +122,7 @@ class Watched:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     job_type: str = ""
     changed_at: float | None = None
+    run: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
-from airflow_jobstatus.services.base import JobRef, ServiceSpec, bad_response, table
+from airflow_jobstatus.services.base import JobRef, ServiceSpec, Watched, Watching, bad_response, table
 from airflow_jobstatus.services.huawei import Operation, console, quote_segment
 
 NAME = "cdm"
@@ -205,6 +205,61 @@ def datasets(data: Mapping[str, Any], ref: CdmJobRef) -> dict[str, list[tuple[st
     return found
 
 
+# -- event watchers (JobEventTrigger) ----------------------------------------------------------------
+#: Jobs per page of the cluster's job list ("Querying a Job" with job name ``all``) and the most pages.
+WATCH_PAGE_SIZE = 100
+WATCH_MAX_PAGES = 100
+
+
+def _all_jobs_op(cluster_id: str, page: int) -> Operation:
+    path = f"/v1.1/{{project_id}}/clusters/{quote_segment(cluster_id)}/cdm/job/all"
+    query = (("page_no", str(page)), ("page_size", str(WATCH_PAGE_SIZE)))
+    return Operation("list jobs", "GET", path, "(job list)", query=query, is_read=True, log_done=False)
+
+
+def list_watched_call(
+    project: str, scope: Mapping[str, Any], pushed: Mapping[str, Any]
+) -> tuple[Operation, ...]:
+    """The cluster's job list (job name ``all``), every job defined on it, 100 a page, at most 100
+    pages: it has no status or time filter, so a poll costs as many pages as the cluster has jobs."""
+    return (_all_jobs_op(str(scope["cluster_id"]), 1),)
+
+
+def watched_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Operation | None]:
+    """A page's ``jobs`` and the next page's operation (None after ``total`` or the last page)."""
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list):
+        raise bad_response(NAME, op.job_id, "the job list has no jobs array")
+    query = dict(op.query)
+    page, total = int(query["page_no"]), data.get("total")
+    more = isinstance(total, int) and total > page * WATCH_PAGE_SIZE and len(jobs) == WATCH_PAGE_SIZE
+    if not more or page >= WATCH_MAX_PAGES:
+        return jobs, None
+    return jobs, replace(op, query=(("page_no", str(page + 1)), ("page_size", str(WATCH_PAGE_SIZE))))
+
+
+def _run_of(entry: Mapping[str, Any]) -> str:
+    value = entry.get("last-update-date")
+    return str(int(value)) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def watched(entry: Any, scope: Mapping[str, Any]) -> Watched:
+    """A listed job: its name, its latest run's ``status`` and ``last-update-date`` (epoch ms)."""
+    if not isinstance(entry, Mapping) or not entry.get("name"):
+        raise bad_response(NAME, "(job list)", "a listed job has no name")
+    ref = CdmJobRef(cluster_id=str(scope["cluster_id"]), job_name=str(entry["name"]))
+    native = str(entry.get("status") or NO_SUBMISSION)
+    state = JobState.PENDING if native == NO_SUBMISSION else STATES.normalize(native)
+    return Watched(
+        status=JobStatus(NAME, ref.display_id, state, native),
+        ref=ref,
+        name=ref.job_name,
+        job_type=str(entry.get("type") or ""),
+        changed_at=_ended_at(entry),
+        run=_run_of(entry),  # a job name runs again: one event per run
+    )
+
+
 def console_url(ref: CdmJobRef, region: str | None) -> str:
     fragment = f"/cdm/clusterDetail/{ref.cluster_id}/jobManagement?jobName={ref.job_name}"
     return console("cdm", fragment, region)
@@ -228,5 +283,17 @@ SPEC = ServiceSpec(
         "filter, so each poll would page (at most 100 a page) through every job ever defined on the "
         "cluster, finished and never-run ones included: its cost grows with the cluster's job count, "
         "not with the waits. Every CDM wait reads its own job."
+    ),
+    watching=Watching(
+        ("cluster_id",),
+        list_watched_call,
+        watched,
+        required_scope=("cluster_id",),
+        list_page=watched_page,
+        filters=frozenset({"name", "job_type"}),
+        limits=(
+            "Querying a Job with job name 'all': every job of the cluster, 100 a page, at most 100 pages; "
+            "no status, time or tag filter (names and types are applied to the list)."
+        ),
     ),
 )

@@ -194,7 +194,8 @@ def test_filters_do_not_split_the_shared_list_but_scope_and_interval_do() -> Non
         ({"service": "dataflow"}, "need location"),
         ({"service": "dataflow", "location": "eu", "region": "r"}, "take no 'region'"),
         ({"service": "dataflow", "location": "eu", "look_back": 10**7}, "look_back is at most"),
-        ({"service": "cdm", "cluster_id": "c"}, "cannot be watched"),
+        ({"service": "cdm"}, "need cluster_id"),
+        ({"service": "cdm", "cluster_id": "c", "tags": {"a": "b"}}, "cannot be filtered by tags"),
         ({"service": "nope"}, "Unknown service"),
     ],
 )
@@ -207,3 +208,20 @@ def test_older_airflow_is_a_clear_error_at_dag_parse(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("airflow_jobstatus.triggers.job_events.has_event_streams", lambda: False)
     with pytest.raises(ConfigurationError, match=r"needs Airflow >= 3\.3"):
         JobEventTrigger(service="dataflow", location="eu")
+
+
+def test_a_cdm_job_that_runs_again_fires_once_per_run() -> None:
+    from airflow_jobstatus.services import cdm
+
+    flt = WatchFilter.build(service="cdm", servable=get_service("cdm").watching.filters)  # type: ignore[union-attr]
+    t = Tracker.fresh("cdm", flt, 0.0, now=START)
+    scope = {"cluster_id": "c1"}
+    first = cdm.watched(
+        {"name": "sync", "status": "SUCCEEDED", "last-update-date": (START + 10) * 1000}, scope
+    )
+    again = cdm.watched(
+        {"name": "sync", "status": "SUCCEEDED", "last-update-date": (START + 99) * 1000}, scope
+    )
+    assert keys(t.decide([first], START + 20)) == [f"cdm:c1/sync@{int((START + 10) * 1000)}:SUCCEEDED"]
+    assert t.decide([first], START + 30) == []
+    assert len(t.decide([again], START + 100)) == 1  # the next run's success is its own event

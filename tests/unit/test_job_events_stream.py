@@ -179,3 +179,18 @@ async def test_list_call_count_for_the_report(scopes: Scopes, capsys: pytest.Cap
             f"\n500 watchers / 5 scopes: {total} list calls over {polls} intervals ({total / polls:.2f} per interval)"
         )
     assert total <= 5 * (polls + 1)
+
+
+async def test_the_state_is_written_once_persisted_not_one_interval_later(scopes: Scopes) -> None:
+    """The Flush after each snapshot moves the watcher past it at once: with a 60 s interval, the
+    write follows the persistence confirmation within a few loop passes, not at the next poll."""
+    store, runner = FakeAssetStore(), Runner()
+    scopes.set("eu", job("j1", "SUCCEEDED", changed_at=later(30)))
+    trigger = JobEventTrigger(service="dataflow", gcp_conn_id="g", location="eu", poll_interval=60)
+    trigger.asset_state_store = store  # type: ignore[assignment]
+    runner.start(1, trigger)
+    await until(lambda: len(runner.events[1]) == 1)
+    runner.persist()
+    await until(lambda: "dataflow:j1:SUCCEEDED" in store.values[trigger.state_key]["keys"], timeout=5)
+    assert scopes.calls_for("eu") == 1  # written before any second list call
+    await runner.kill()
