@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from airflow_jobstatus.simulator.faults import FAULT_KINDS, PROTOCOLS, Fault, FaultRule, fault_rule
-from airflow_jobstatus.simulator.timeline import SimJob, validate_timeline
+from airflow_jobstatus.simulator.timeline import SimJob, is_number, validate_timeline
 from airflow_jobstatus.simulator.vocabulary import (
     ACTION_TIMELINES,
     BUILTIN_DEFAULTS,
     DEFAULT_CDM_CLUSTER,
     DEFAULT_GOOGLE_REGION,
+    DLI_SQL_JOB_TYPES,
     JOB_TYPES,
+    LABELLED,
+    NAMED,
+    NATIVE_JOB_TYPES,
     SERVICES,
+    TAGGED,
     WHERE_DEFAULTS,
     Timeline,
     ids_match,
@@ -36,6 +41,7 @@ from airflow_jobstatus.simulator.vocabulary import (
 __all__ = ["FAULT_KINDS", "Fault", "SimJob", "SimulatorCore", "Timeline", "validate_timeline"]
 
 MAX_REQUESTS_KEPT = 200  # per job; the call counter itself is unbounded
+MAX_LIST_CALLS_KEPT = 100_000  # the list-call log (``list_calls``), oldest dropped first
 
 
 class SimulatorCore:
@@ -72,6 +78,7 @@ class SimulatorCore:
             self._method_calls: dict[str, dict[str, int]] = {s: {} for s in SERVICES}
             self._requests: dict[str, dict[str, deque[dict[str, Any]]]] = {s: {} for s in SERVICES}
             self._total_calls = 0
+            self._list_calls: deque[dict[str, Any]] = deque(maxlen=MAX_LIST_CALLS_KEPT)
 
     def _where(self, service: str, where: Mapping[str, Any], fill: bool) -> dict[str, str]:
         """Validate where-keys; with ``fill``, add the defaults for missing ones."""
@@ -96,20 +103,38 @@ class SimulatorCore:
             )
         return out
 
-    def add_job(self, service: str, job_id: str, timeline: Timeline, **where: Any) -> SimJob:
-        """Add (or replace) a job following ``timeline`` from now. For CDM this adds a new submission."""
+    def add_job(
+        self,
+        service: str,
+        job_id: str,
+        timeline: Timeline,
+        meta: Mapping[str, Any] | None = None,
+        started_ago: float = 0.0,
+        **where: Any,
+    ) -> SimJob:
+        """Add (or replace) a job following ``timeline`` from now (or from ``started_ago`` seconds
+        ago); ``meta``: see ``SimJob.meta``. For CDM this adds a new submission."""
         if not job_id or not str(job_id).strip():
             raise ValueError(f"{service}: job_id must be a non-empty string.")
+        if not is_number(started_ago) or started_ago < 0:
+            raise ValueError(f"{service}: started_ago must be a number of seconds >= 0, got {started_ago!r}.")
         full = self._where(service, where, fill=True)
         phases = validate_timeline(timeline_key(service, full.get("job_type")), timeline)
         with self._lock:
-            return self._store(service, str(job_id), phases, full)
+            return self._store(service, str(job_id), phases, full, meta, float(started_ago))
 
-    def _store(self, service: str, job_id: str, phases: Timeline, where: dict[str, str]) -> SimJob:
-        if service != "cdm":
-            job = SimJob(service, job_id, phases, where)
-        else:
-            job = SimJob(service, job_id, phases, where, submission_id=next(self._ids))
+    def _store(
+        self,
+        service: str,
+        job_id: str,
+        phases: Timeline,
+        where: dict[str, str],
+        meta: Mapping[str, Any] | None = None,
+        started_ago: float = 0.0,
+    ) -> SimJob:
+        submission = None if service != "cdm" else next(self._ids)
+        job = SimJob(service, job_id, phases, where, submission, dict(meta or {}), started_ago)
+        if service == "cdm":
             key = (where["cluster_id"], job_id)
             old = self._jobs.get((service, job_id))
             history = self._cdm_history.get(key, [])
@@ -129,6 +154,30 @@ class SimulatorCore:
         with self._lock:
             history = self._cdm_history.get((cluster_id, job_name))
             return None if history is None else list(history)
+
+    def start_job(
+        self,
+        service: str,
+        job_id: str | None = None,
+        timeline: Timeline | None = None,
+        started_ago: float = 0.0,
+        **fields: Any,
+    ) -> SimJob:
+        """A job started outside any DAG (the control API's ``POST /_sim/jobs``): ``fields`` are
+        where-keys and the job's ``labels`` (Google), ``tags`` (DLI SQL and Flink: ``{key: value}``
+        or ``[{key, value}]``), ``name`` (Dataflow, Vertex AI, DLI Flink), ``type`` (the service's
+        native job type, ``vocabulary.NATIVE_JOB_TYPES``), ``statement``, ``queue_name`` (DLI) and
+        ``cluster_name`` (Dataproc). No ``job_id``: a fresh one; no ``timeline``: the default one."""
+        meta = {k: fields.pop(k) for k in list(fields) if k in META_KEYS}
+        meta = job_meta(service, meta)
+        if service == "dli_flink" and "name" in meta:
+            fields.setdefault("name", meta["name"])
+        meta["origin"] = "control"
+        job_id = str(job_id) if job_id else self.new_id(service)
+        if timeline is None:
+            full = self._where(service, fields, fill=True)
+            timeline = self.default_timeline(timeline_key(service, full.get("job_type")))
+        return self.add_job(service, job_id, timeline, meta=meta, started_ago=started_ago, **fields)
 
     def get_job(self, service: str, job_id: str, **where: Any) -> SimJob | None:
         """The job, or None when missing or a given where-value differs (None values are not checked)."""
@@ -151,12 +200,20 @@ class SimulatorCore:
         with self._lock:
             return [j for (s, _), j in self._jobs.items() if service is None or s == service]
 
-    def create_job(self, service: str, job_id: str | None = None, **where: Any) -> SimJob:
+    def create_job(
+        self, service: str, job_id: str | None = None, meta: Mapping[str, Any] | None = None, **where: Any
+    ) -> SimJob:
         """Start a job on the service's default timeline (a submit/start call); generates an id if None."""
         full = self._where(service, where, fill=True)
         with self._lock:
             phases = copy.deepcopy(self._defaults[timeline_key(service, full.get("job_type"))])
-            return self._store(service, str(job_id) if job_id else self._new_id(service), phases, full)
+            return self._store(service, str(job_id) if job_id else self.new_id(service), phases, full, meta)
+
+    def new_id(self, service: str) -> str:
+        """A fresh job id as the service spells its own (Vertex AI and DLI Flink: digits; DLI: a UUID)."""
+        if service == "dli_flink":
+            return str(100000 + next(self._ids))
+        return self._new_id(service)
 
     def _new_id(self, service: str) -> str:
         if service == "vertex_ai":
@@ -275,17 +332,37 @@ class SimulatorCore:
         method: str,
         detail: Any = None,
         headers: Mapping[str, Any] | None = None,
+        scope: str | None = None,
+        page: str | None = None,
     ) -> None:
-        """Count one request for (service, job_id) and keep its method, detail and headers."""
+        """Count one request for (service, job_id) and keep its method, detail and headers.
+
+        A list call gives its ``scope`` (the parent it lists: ``projects/P/regions/R``, the DLI
+        project, the CDM cluster) and ``page`` (its page token or number; "" for the first page); it
+        is also kept in the list-call log (``list_calls``).
+        """
         key = "" if job_id is None else str(job_id)
+        now = time.time()
         entry = {
             "method": method,
             "job_id": job_id,
             "detail": detail,
             "headers": dict(headers or {}),
-            "time": time.time(),
+            "time": now,
         }
         with self._lock:
+            if scope is not None:
+                first = not page or page in ("1", "0")
+                self._list_calls.append(
+                    {
+                        "time": now,
+                        "service": service,
+                        "method": method,
+                        "scope": scope,
+                        "page": page or "",
+                        "first_page": first,
+                    }
+                )
             calls = self._calls.setdefault(service, {})
             calls[key] = calls.get(key, 0) + 1
             by_method = self._method_calls.setdefault(service, {})
@@ -295,6 +372,28 @@ class SimulatorCore:
                 reqs[key] = deque(maxlen=MAX_REQUESTS_KEPT)
             reqs[key].append(entry)
             self._total_calls += 1
+
+    def list_calls(
+        self,
+        service: str | None = None,
+        method: str | None = None,
+        scope: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """List calls received (oldest first), each ``{time, service, method, scope, page,
+        first_page}``; ``since``/``until`` bound ``time`` (unix seconds, ``since <= time < until``)."""
+        with self._lock:
+            log = list(self._list_calls)
+        return [
+            c
+            for c in log
+            if (service is None or c["service"] == service)
+            and (method is None or c["method"] == method)
+            and (scope is None or c["scope"] == scope)
+            and (since is None or c["time"] >= since)
+            and (until is None or c["time"] < until)
+        ]
 
     def calls(self, service: str, job_id: str | None = None) -> int:
         """Requests received for that job (CDM: name or ``cluster/name``), or for the whole service."""
@@ -335,3 +434,48 @@ class SimulatorCore:
                 "total_calls": self._total_calls,
                 "faults": self.pending_faults(),
             }
+
+
+META_KEYS = frozenset({"labels", "tags", "name", "type", "statement", "queue_name", "cluster_name"})
+
+
+def job_meta(service: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked ``SimJob.meta`` for ``service``; ValueError saying which field is wrong and why."""
+    from airflow_jobstatus.simulator.huawei_bodies import dli_tags_problem
+
+    meta: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "labels":
+            if service not in LABELLED:
+                raise ValueError(f"{service}: jobs have no labels (Google services only; DLI has tags).")
+            if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+                raise ValueError(f"{service}: labels must be an object of string values, got {value!r}.")
+            if len(value) > 64:
+                raise ValueError(f"{service}: at most 64 labels, got {len(value)}.")
+            meta["labels"] = {str(k): v for k, v in value.items()}
+        elif key == "tags":
+            if service not in TAGGED:
+                raise ValueError(f"{service}: jobs have no tags (DLI SQL and Flink only; Google has labels).")
+            tags = [{"key": k, "value": v} for k, v in value.items()] if isinstance(value, Mapping) else value
+            problem = dli_tags_problem(tags)
+            if problem is not None:
+                raise ValueError(f"{service}: {problem}")
+            meta["tags"] = [{"key": t["key"], "value": t["value"]} for t in tags]
+        elif key == "name":
+            if service not in NAMED:
+                raise ValueError(f"{service}: jobs have no name besides their id.")
+            meta["name"] = str(value)
+        elif key == "type":
+            valid = NATIVE_JOB_TYPES.get(service)
+            if valid is None or value not in valid:
+                raise ValueError(
+                    f"{service}: unknown job type {value!r}; valid: {', '.join(valid or ('none',))}."
+                )
+            meta["type"] = value
+        else:
+            meta[key] = str(value)
+    if service == "dli" and "type" not in meta and "statement" in meta:
+        meta["type"] = DLI_SQL_JOB_TYPES.get((meta["statement"].split() or [""])[0].upper(), "DDL")
+    return meta

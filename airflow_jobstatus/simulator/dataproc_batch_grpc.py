@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
-from airflow_jobstatus.simulator.vertex_grpc import listed_under
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, paged, ts
+from airflow_jobstatus.simulator.vertex_grpc import listed_under, order_key
 
 SERVICE = "dataproc_batch"
 BATCH_SERVICE = "google.cloud.dataproc.v1.BatchController"
@@ -33,6 +33,19 @@ def operation_id(job: SimJob) -> str:
     return str(
         uuid.uuid5(uuid.NAMESPACE_URL, f"dataproc-batch/{where['project_id']}/{where['region']}/{job.job_id}")
     )
+
+
+_BATCH_TYPES = {
+    "pyspark_batch": "PySparkBatch",
+    "spark_batch": "SparkBatch",
+    "spark_r_batch": "SparkRBatch",
+    "spark_sql_batch": "SparkSqlBatch",
+}
+
+
+def batch_name(job: SimJob) -> str:
+    where = job.where
+    return f"projects/{where['project_id']}/locations/{where['region']}/batches/{job.job_id}"
 
 
 class DataprocBatches:
@@ -59,7 +72,7 @@ class DataprocBatches:
         snap = job.snapshot()
         state = snap["state"]
         where = job.where
-        name = f"projects/{where['project_id']}/locations/{where['region']}/batches/{job.job_id}"
+        name = batch_name(job)
         message = snap.get("state_message")
         if message is None and state == "FAILED":
             message = DEFAULT_FAILURE
@@ -68,7 +81,10 @@ class DataprocBatches:
             output_uri=str(snap.get("output_uri") or ""),
             approximate_usage=self._shared.UsageMetrics(**usage) if usage else None,
         )
+        kind = str(job.meta.get("type") or "pyspark_batch")
         return b.Batch(
+            {kind: getattr(b, _BATCH_TYPES[kind])()},
+            labels=dict(job.meta.get("labels") or {}),
             name=name,
             uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
             create_time=ts(job.created_wall),
@@ -108,18 +124,31 @@ class DataprocBatches:
         return await self.calls.serve(context, SERVICE, "GetBatch", batch_id, req, respond)
 
     async def _list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """ListBatches: the region's batches by id, ``filter`` on ``state`` (``=``/``!=``, AND, OR)."""
+        """ListBatches: the region's batches by ``filter`` (batch_id, batch_uuid, state, create_time,
+        labels; AND/OR), ``order_by`` "" (by id) or ``create_time desc``; pages of 20 by default, at
+        most 1000."""
         b = self._b
         req = b.ListBatchesRequest.deserialize(raw)
 
         def respond() -> bytes:
-            jobs = listed_under(self.core, SERVICE, _PARENT, req, "region")
-            page, token = list_page(jobs, req.page_size, req.page_token)
+            order = " ".join(req.order_by.split())
+            if order not in ("", "create_time desc"):
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Unsupported order_by {req.order_by!r}: only unspecified or 'create_time desc'.",
+                )
+            jobs = listed_under(self.core, SERVICE, _PARENT, req, "region", extra=self._filter_fields)
+            key = order_key([("create_time", True)]) if order else None
+            page, token = paged(jobs, req.page_size, req.page_token, key, default=20, maximum=1000)
             answer = b.ListBatchesResponse(batches=[self.message(j) for j in page], next_page_token=token)
             data: bytes = b.ListBatchesResponse.serialize(answer)
             return data
 
-        return await self.calls.serve(context, SERVICE, "ListBatches", None, req, respond)
+        return await self.calls.serve(context, SERVICE, "ListBatches", None, req, respond, scope=req.parent)
+
+    @staticmethod
+    def _filter_fields(job: SimJob) -> dict[str, Any]:
+        return {"batch_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, batch_name(job)))}
 
     async def _cancel_operation(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         from google.longrunning import operations_pb2

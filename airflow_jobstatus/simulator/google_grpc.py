@@ -5,20 +5,42 @@ The answers are the SDKs' own message types; call recording and faults are in ``
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
 from airflow_jobstatus.simulator.dataproc_batch_grpc import DataprocBatches
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, list_page, ts
-from airflow_jobstatus.simulator.vertex_grpc import VERTEX_SERVICE, VertexJobs, vertex_available
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, desc_text, paged, ts
+from airflow_jobstatus.simulator.list_filters import FilterError, parse_filter
+from airflow_jobstatus.simulator.vertex_grpc import (
+    VERTEX_SERVICE,
+    VertexJobs,
+    dialects,
+    filter_record,
+    vertex_available,
+)
 from airflow_jobstatus.simulator.vertex_pipeline_grpc import VertexPipelines
 
 DATAPROC_SERVICE = "google.cloud.dataproc.v1.JobController"
 DATAFLOW_SERVICE = "google.dataflow.v1beta3.JobsV1Beta3"
 DATAFLOW_DEFAULT_LOCATION = "us-central1"  # what the real API assumes when a request names none
+#: A Dataproc job's ``type_job`` oneof field → its message class.
+DATAPROC_JOB_CLASSES = {
+    "spark_job": "SparkJob",
+    "pyspark_job": "PySparkJob",
+    "hadoop_job": "HadoopJob",
+    "hive_job": "HiveJob",
+    "pig_job": "PigJob",
+    "spark_r_job": "SparkRJob",
+    "spark_sql_job": "SparkSqlJob",
+    "presto_job": "PrestoJob",
+    "trino_job": "TrinoJob",
+    "flink_job": "FlinkJob",
+}
 
 
 class GoogleGrpcServicer(GrpcCalls):
@@ -80,9 +102,12 @@ class GoogleGrpcServicer(GrpcCalls):
             state_start_time=ts(snap["state_start_wall"]),
         )
         history = [dp.JobStatus(state=s, state_start_time=ts(t)) for s, t in snap["history"]]
+        kind = str(job.meta.get("type") or "spark_job")
         message = dp.Job(
+            {kind: getattr(dp, DATAPROC_JOB_CLASSES[kind])()},
             reference=dp.JobReference(project_id=job.where["project_id"], job_id=job.job_id),
-            placement=dp.JobPlacement(cluster_name=snap.get("cluster_name", "sim-cluster")),
+            placement=dp.JobPlacement(cluster_name=_cluster(job, snap)),
+            labels=dict(job.meta.get("labels") or {}),
             status=status,
             status_history=history,
             job_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataproc/{job.job_id}")),
@@ -90,7 +115,7 @@ class GoogleGrpcServicer(GrpcCalls):
             # Where Dataproc writes the driver's output: the cluster's staging bucket, per job.
             driver_output_resource_uri=(
                 f"gs://sim-dataproc-staging/google-cloud-dataproc-metainfo/"
-                f"{snap.get('cluster_name', 'sim-cluster')}/jobs/{job.job_id}/driveroutput"
+                f"{_cluster(job, snap)}/jobs/{job.job_id}/driveroutput"
             ),
         )
         return message
@@ -116,27 +141,35 @@ class GoogleGrpcServicer(GrpcCalls):
         )
 
     async def _dataproc_list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """ListJobs: the region's jobs by id, ``job_state_matcher`` ACTIVE (not terminal) / NON_ACTIVE / ALL."""
+        """ListJobs: the region's jobs, newest first (the API documents no order), by
+        ``cluster_name`` and ``filter`` (``list_filters.google_dialects()["dataproc"]``) or, without
+        a filter, ``job_state_matcher`` ACTIVE (not terminal) / NON_ACTIVE / ALL; paged."""
         dp = self._dp
         req = dp.ListJobsRequest.deserialize(raw)
         matcher = dp.ListJobsRequest.JobStateMatcher(req.job_state_matcher).name
 
         def respond() -> bytes:
-            if req.filter or req.cluster_name:
-                raise RpcError(
-                    grpc.StatusCode.INVALID_ARGUMENT, "The simulator lists by job_state_matcher only."
-                )
+            try:
+                keep = parse_filter(req.filter, dialects()["dataproc"])
+            except FilterError as err:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {err}") from None
             jobs = self.core.listed_jobs("dataproc", project_id=req.project_id, region=req.region)
-            if matcher != "ALL":
-                jobs = [j for j in jobs if j.is_terminal() == (matcher == "NON_ACTIVE")]
-            page, token = list_page(jobs, req.page_size, req.page_token)
+            if req.cluster_name:
+                jobs = [j for j in jobs if _cluster(j, j.phase_at()[0]) == req.cluster_name]
+            now = time.monotonic()
+            if req.filter:  # "If filter is provided, jobStateMatcher will be ignored."
+                jobs = [j for j in jobs if keep(filter_record(j, now))]
+            elif matcher != "ALL":
+                jobs = [j for j in jobs if j.is_terminal(now) == (matcher == "NON_ACTIVE")]
+            page, token = paged(jobs, req.page_size, req.page_token, lambda j: [-j.created_wall])
             answer = dp.ListJobsResponse(
                 jobs=[self._dataproc_message(j) for j in page], next_page_token=token
             )
             data: bytes = dp.ListJobsResponse.serialize(answer)
             return data
 
-        return await self.serve(context, "dataproc", "ListJobs", None, req, respond)
+        scope = f"projects/{req.project_id}/regions/{req.region}"
+        return await self.serve(context, "dataproc", "ListJobs", None, req, respond, scope=scope)
 
     async def _dataproc_cancel(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = self._dp.CancelJobRequest.deserialize(raw)
@@ -158,6 +191,12 @@ class GoogleGrpcServicer(GrpcCalls):
     async def _dataproc_submit(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = self._dp.SubmitJobRequest.deserialize(raw)
         job_id = req.job.reference.job_id or None
+        meta: dict[str, Any] = {"labels": dict(req.job.labels)}
+        kind = self._dp.Job.pb(req.job).WhichOneof("type_job")
+        if kind in DATAPROC_JOB_CLASSES:
+            meta["type"] = kind
+        if req.job.placement.cluster_name:
+            meta["cluster_name"] = req.job.placement.cluster_name
 
         def respond() -> bytes:
             where = {"project_id": req.project_id, "region": req.region}
@@ -167,7 +206,7 @@ class GoogleGrpcServicer(GrpcCalls):
                     f"Already exists: Failed to submit job: Job projects/{req.project_id}/regions/"
                     f"{req.region}/jobs/{job_id}",
                 )
-            return self._dataproc_job(self.core.create_job("dataproc", job_id, **where))
+            return self._dataproc_job(self.core.create_job("dataproc", job_id, meta=meta, **where))
 
         return await self.serve(context, "dataproc", "SubmitJob", job_id, req, respond)
 
@@ -185,8 +224,9 @@ class GoogleGrpcServicer(GrpcCalls):
             id=job.job_id,
             project_id=job.where["project_id"],
             location=job.where["location"],
-            name=snap.get("name", job.job_id),
-            type_=snap.get("type", "JOB_TYPE_BATCH"),
+            name=str(job.meta.get("name") or snap.get("name", job.job_id)),
+            type_=job.meta.get("type") or snap.get("type", "JOB_TYPE_BATCH"),
+            labels=dict(job.meta.get("labels") or {}),
             current_state=snap["state"],
             current_state_time=ts(snap["state_start_wall"]),
             create_time=ts(job.created_wall),
@@ -217,24 +257,36 @@ class GoogleGrpcServicer(GrpcCalls):
         )
 
     async def _dataflow_list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """ListJobs: the location's jobs by id, ``filter`` ACTIVE (not terminal) / TERMINATED / ALL."""
+        """ListJobs: the location's jobs by ``filter`` and ``name``, in the documented orders (newest
+        first where the docs leave the direction open): UNKNOWN every job by descending id (the
+        JobUuid), ACTIVE by creation time, TERMINATED by termination time, ALL the active ones by
+        creation time then the terminated ones by termination time; paged."""
         df = self._df
         req = df.ListJobsRequest.deserialize(raw)
         location = req.location or DATAFLOW_DEFAULT_LOCATION
         which = df.ListJobsRequest.Filter(req.filter).name
+        name = req.name if "name" in req else None
 
         def respond() -> bytes:
             jobs = self.core.listed_jobs("dataflow", project_id=req.project_id, location=location)
+            if name:
+                jobs = [
+                    j
+                    for j in jobs
+                    if str(j.meta.get("name") or j.phase_at()[0].get("name", j.job_id)) == name
+                ]
+            now = time.monotonic()
             if which in ("ACTIVE", "TERMINATED"):
-                jobs = [j for j in jobs if j.is_terminal() == (which == "TERMINATED")]
-            page, token = list_page(jobs, req.page_size, req.page_token)
+                jobs = [j for j in jobs if j.is_terminal(now) == (which == "TERMINATED")]
+            page, token = paged(jobs, req.page_size, req.page_token, _dataflow_order(which, now))
             answer = df.ListJobsResponse(
                 jobs=[self._dataflow_message(j) for j in page], next_page_token=token
             )
             data: bytes = df.ListJobsResponse.serialize(answer)
             return data
 
-        return await self.serve(context, "dataflow", "ListJobs", None, req, respond)
+        scope = f"projects/{req.project_id}/locations/{location}"
+        return await self.serve(context, "dataflow", "ListJobs", None, req, respond, scope=scope)
 
     async def _dataflow_update(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = self._df.UpdateJobRequest.deserialize(raw)
@@ -261,6 +313,23 @@ class GoogleGrpcServicer(GrpcCalls):
             return self._dataflow_job(job)
 
         return await self.serve(context, "dataflow", "UpdateJob", req.job_id, req, respond)
+
+
+def _cluster(job: SimJob, payload: dict[str, Any]) -> str:
+    """A Dataproc job's cluster: the job's ``cluster_name``, a phase's, else ``sim-cluster``."""
+    return str(job.meta.get("cluster_name") or payload.get("cluster_name") or "sim-cluster")
+
+
+def _dataflow_order(which: str, now: float) -> Callable[[SimJob], list[Any]]:
+    def key(job: SimJob) -> list[Any]:
+        ended = job.ended_wall(now)
+        if which == "UNKNOWN":
+            return [desc_text(job.job_id)]
+        if ended is None:
+            return [0, -job.created_wall]
+        return [1, -ended]
+
+    return key
 
 
 async def start_grpc_server(core: SimulatorCore, host: str, port: int) -> tuple[grpc.aio.Server, int]:

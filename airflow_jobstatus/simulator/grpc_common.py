@@ -10,7 +10,9 @@ delays the answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -60,15 +62,43 @@ def import_types(prefix: str, names: Iterable[str]) -> dict[str, ModuleType]:
     return modules
 
 
-def list_page(jobs: list[SimJob], page_size: int, page_token: str) -> tuple[list[SimJob], str]:
-    """One page of ``jobs`` (sorted by id) after ``page_token`` (the last id of the previous page).
+def desc_text(text: str) -> list[int]:
+    """A sort key ordering strings descending (``paged`` keys are ascending lists)."""
+    return [*(-ord(c) for c in text), 1]
 
-    The token is the last id served, so jobs that end between pages do not shift the next page.
+
+def paged(
+    jobs: list[SimJob],
+    page_size: int,
+    page_token: str,
+    key: Callable[[SimJob], list[Any]] | None = None,
+    default: int = DEFAULT_PAGE_SIZE,
+    maximum: int = MAX_PAGE_SIZE,
+) -> tuple[list[SimJob], str]:
+    """One page of ``jobs`` in ``key`` order (default: by id) after ``page_token``, and the next token.
+
+    The token is the sort key of the last job served (opaque base64 JSON), so jobs that change between
+    pages do not shift the next one. ``page_size`` 0 means ``default``; above ``maximum`` it is
+    capped (AIP-158); negative, or a token this simulator did not issue, is INVALID_ARGUMENT.
     """
-    size = min(MAX_PAGE_SIZE, page_size) if page_size > 0 else DEFAULT_PAGE_SIZE
-    rest = [j for j in jobs if j.job_id > page_token] if page_token else jobs
-    page = rest[:size]
-    return page, (page[-1].job_id if len(rest) > size else "")
+    if page_size < 0:
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"page_size must not be negative, got {page_size}.")
+    size = min(maximum, page_size) if page_size > 0 else default
+    order = key or (lambda job: [job.job_id])
+    keyed = sorted((([*order(j), j.job_id], j) for j in jobs), key=lambda kj: kj[0])
+    if page_token:
+        try:
+            last = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+            if not isinstance(last, list):
+                raise ValueError(page_token)
+            keyed = [kj for kj in keyed if kj[0] > last]
+        except (ValueError, TypeError):
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid page token {page_token!r}.") from None
+    page = keyed[:size]
+    token = ""
+    if len(keyed) > size:
+        token = base64.urlsafe_b64encode(json.dumps(page[-1][0]).encode()).decode()
+    return [j for _, j in page], token
 
 
 class RpcError(Exception):
@@ -110,9 +140,18 @@ class GrpcCalls:
         job_id: str | None,
         request: Any,
         respond: Callable[[], bytes],
+        scope: str | None = None,
     ) -> bytes:
-        """Record the call, apply a pending fault, then answer (or abort with the RpcError raised)."""
-        self.core.record_call(service, job_id, method, detail=to_dict(request), headers=metadata(context))
+        """Record the call, apply a pending fault, then answer (or abort with the RpcError raised).
+
+        ``scope``: a list call's parent (``projects/P/regions/R``), kept in the core's list-call log
+        with the request's ``page_token``.
+        """
+        detail = to_dict(request)
+        page = str(detail.get("page_token") or "") if scope is not None else None
+        self.core.record_call(
+            service, job_id, method, detail=detail, headers=metadata(context), scope=scope, page=page
+        )
         fault = self.core.take_fault(service, job_id, "grpc")
         if fault is not None:
             early = await self.apply_fault(fault, context)

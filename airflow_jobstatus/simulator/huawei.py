@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,8 +47,6 @@ class HuaweiApi:
         self.core = core
         #: Paths under this prefix (the control API) are not Huawei's: no signature needed.
         self.unsigned_prefix = unsigned_prefix
-        #: What each DLI SQL job was submitted with (statement, queue, database), kept while the job is.
-        self._dli_meta: weakref.WeakKeyDictionary[SimJob, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -99,9 +96,14 @@ class HuaweiApi:
         job_ref: str | None,
         operation: str,
         respond: Callable[[], Answer],
+        scope: str | None = None,
+        page: str | None = None,
         **detail: Any,
     ) -> web.StreamResponse:
-        """Check the project, record the call, apply a pending fault, then answer."""
+        """Check the project, record the call, apply a pending fault, then answer.
+
+        A list call names its ``scope`` and ``page`` (the page number or offset; see
+        ``SimulatorCore.record_call``)."""
         project = request.match_info.get("project_id")
         header_project = request.headers.get("X-Project-Id")
         if project != self.core.project_id or (header_project is not None and header_project != project):
@@ -110,7 +112,9 @@ class HuaweiApi:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
         query = dict(request.query.items())
         record = {"http_method": request.method, "path": request.raw_path.partition("?")[0], "query": query}
-        self.core.record_call(service, job_ref, operation, detail={**record, **detail}, headers=headers)
+        self.core.record_call(
+            service, job_ref, operation, detail={**record, **detail}, headers=headers, scope=scope, page=page
+        )
         fault = self.core.take_fault(service, job_ref, "http")
         if fault is None or fault.kind == "latency":
             if fault is not None:
@@ -235,60 +239,50 @@ class HuaweiApi:
         job_type = DLI_SQL_JOB_TYPES.get(sql.split(None, 1)[0].upper(), "DDL")
 
         def respond() -> Answer:
-            job = self.core.create_job("dli", job_id, job_type="sql")
-            self._dli_meta[job] = {
+            meta = {
                 "statement": sql,
-                "job_type": job_type,
+                "type": job_type,
                 "queue_name": body.get("queue_name") or "default",
                 "database_name": body.get("currentdb") or "",
                 "user_conf": body.get("conf") or [],
                 "tags": [{"key": t["key"], "value": t["value"]} for t in tags],
             }
+            self.core.create_job("dli", job_id, meta=meta, job_type="sql")
             data = {"is_success": True, "message": "", "job_id": job_id, "job_type": job_type}
             return Answer(200, {**data, "job_mode": "async"})
 
         return await self._serve(request, "dli", job_id, "CreateSqlJob", respond, body=body)
 
     async def dli_list(self, request: web.Request) -> web.StreamResponse:
-        """Querying All Jobs: SQL jobs, newest first, by ``job-status``, ``job-type`` and ``tags``, paged.
-
-        ``page-size`` 1..100 (default 50), ``current-page`` from 1; ``job_count`` counts every match.
-        ``tags``: ``key=value`` (several joined by ``,``: a job must carry all); ``order``:
-        ``start_time_desc`` (the default) or ``start_time_asc``.
+        """Querying All Jobs (ListSqlJobs): SQL jobs by ``job-status``, ``job-type`` (or
+        ``job_types``, repeated), ``tags``, ``queue_name``, ``job-id``, ``owner``, ``db_name``,
+        ``sql_pattern`` (a case-insensitive fragment of the statement), ``start``/``end`` (ms: jobs
+        started at or after / at or before), ``order`` (``start_time_desc`` default, ``start_time_asc``,
+        ``duration_desc``, ``duration_asc``), paged by ``page-size`` 1..100 (default 50) and
+        ``current-page`` from 1; ``job_count`` counts every match. ``tags``: ``key=value``, several
+        joined by ``,`` (a job must carry all). A value outside these is 400 ``DLI.0001``.
         """
         query = request.query
         try:
-            size = int(query.get("page-size", "50"))
-            page = int(query.get("current-page", "1"))
-        except ValueError:
-            size = page = 0
-        if not 1 <= size <= 100 or page < 1:
-            return _response(dli_error(400, "DLI.0001", "page-size must be 1..100 and current-page >= 1."))
-        status, job_type = query.get("job-status"), query.get("job-type", "ALL")
-        wanted = bodies.dli_tag_filter(query.get("tags", ""))
-        order = query.get("order", "start_time_desc")
-        if wanted is None or order not in ("start_time_desc", "start_time_asc"):
-            message = "tags must be key=value[,key=value…]; order start_time_desc or start_time_asc."
-            return _response(dli_error(400, "DLI.0001", message))
-        newest_first = order == "start_time_desc"
+            criteria = bodies.DliSqlListQuery.parse(query)
+        except ValueError as err:
+            return _response(dli_error(400, "DLI.0001", str(err)))
+        queue = query.get("queue_name")
+        scope = f"projects/{request.match_info.get('project_id')}" + (f"/queues/{queue}" if queue else "")
 
         def respond() -> Answer:
             entries = []
             for job in self.core.listed_jobs("dli", job_type="sql"):
-                meta = self._dli_meta.get(job, {})
-                if status and str(job.state_at()) != status:
-                    continue
-                if job_type != "ALL" and meta.get("job_type", "QUERY") != job_type:
-                    continue
-                carried = {(t["key"], t["value"]) for t in meta.get("tags", [])}
-                if not wanted <= carried:
-                    continue
-                entries.append((job.created_wall, bodies.dli_list_entry(job, meta)))
-            entries.sort(key=lambda e: (-e[0] if newest_first else e[0], e[1]["job_id"]))
-            jobs = [entry for _, entry in entries[(page - 1) * size : page * size]]
+                entry = bodies.dli_list_entry(job, job.meta)
+                if criteria.keeps(entry, job.meta):
+                    entries.append(entry)
+            entries.sort(key=criteria.sort_key)
+            size, page = criteria.page_size, criteria.current_page
+            jobs = entries[(page - 1) * size : page * size]
             return Answer(200, {"is_success": True, "message": "", "job_count": len(entries), "jobs": jobs})
 
-        return await self._serve(request, "dli", None, "ListSqlJobs", respond)
+        page = str(criteria.current_page)
+        return await self._serve(request, "dli", None, "ListSqlJobs", respond, scope=scope, page=page)
 
     async def dli_progress(self, request: web.Request) -> web.StreamResponse:
         """Status, progress and subjobs as in the reference doc."""
@@ -308,7 +302,7 @@ class HuaweiApi:
             job = self._dli_job(job_id, "sql")
             if job is None:
                 return bodies.dli_not_found(job_id)
-            return Answer(200, bodies.dli_status(job, self._dli_meta.get(job, {})))
+            return Answer(200, bodies.dli_status(job, job.meta))
 
         return await self._serve(request, "dli", job_id, "ShowSqlJobStatus", respond)
 

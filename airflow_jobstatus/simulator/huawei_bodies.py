@@ -202,7 +202,7 @@ def dli_status(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
         "is_success": True,
         "message": str(snap.get("message") or ""),
         "job_id": job.job_id,
-        "job_type": meta.get("job_type", "QUERY"),
+        "job_type": meta.get("type", "QUERY"),
         "job_mode": "async",
         "queue_name": meta.get("queue_name", "default"),
         "owner": DLI_OWNER,
@@ -253,11 +253,125 @@ def dli_tag_filter(text: str) -> set[tuple[str, str]] | None:
 
 
 def dli_list_entry(job: SimJob, meta: dict[str, Any]) -> dict[str, Any]:
-    """One job of "Querying All Jobs" (the status body's fields, without the single-job ones)."""
+    """One job of "Querying All Jobs" (``SqlJob``: the status body's fields without the single-job
+    ones, plus ``end_time`` once the job has ended)."""
     entry = dli_status(job, meta)
     for key in ("is_success", "job_mode", "user_conf"):
         entry.pop(key, None)
+    ended = job.ended_wall()
+    if ended is not None:
+        entry["end_time"] = _ms(ended)
     return entry
+
+
+#: ListSqlJobs ``job-status`` values (the API reference's list) and ``job-type`` ones (plus ALL).
+DLI_SQL_STATUSES = frozenset(
+    [
+        "LAUNCHING",
+        "RUNNING",
+        "FAILED",
+        "CANCELLED",
+        "COMPUTED",
+        "SUSPENDED",
+        "ACTIVE",
+        "DELETED",
+        "CREATING",
+        "FINISHED",
+        "SCALING",
+    ]
+)
+DLI_SQL_LIST_TYPES = frozenset(
+    [
+        "DDL",
+        "DCL",
+        "IMPORT",
+        "EXPORT",
+        "QUERY",
+        "INSERT",
+        "DATA_MIGRATION",
+        "UPDATE",
+        "DELETE",
+        "RESTART_QUEUE",
+        "SCALE_QUEUE",
+        "ALL",
+    ]
+)
+DLI_SQL_ORDERS = ("start_time_desc", "start_time_asc", "duration_desc", "duration_asc")
+
+
+@dataclass
+class DliSqlListQuery:
+    """A ListSqlJobs query, checked (``parse``: ValueError naming the bad parameter)."""
+
+    page_size: int = 50
+    current_page: int = 1
+    status: str | None = None
+    types: frozenset[str] = frozenset({"ALL"})
+    tags: frozenset[tuple[str, str]] = frozenset()
+    order: str = "start_time_desc"
+    equal: dict[str, str] = field(default_factory=dict)
+    sql_pattern: str = ""
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def parse(cls, query: Any) -> DliSqlListQuery:
+        out = cls()
+        try:
+            out.page_size = int(query.get("page-size", "50"))
+            out.current_page = int(query.get("current-page", "1"))
+            out.start = int(query["start"]) if query.get("start") else None
+            out.end = int(query["end"]) if query.get("end") else None
+        except ValueError:
+            raise ValueError("page-size, current-page, start and end must be integers.") from None
+        if not 1 <= out.page_size <= 100 or out.current_page < 1:
+            raise ValueError("page-size must be 1..100 and current-page >= 1.")
+        if (out.start is not None and out.start < 1) or (out.end is not None and out.end < 0):
+            raise ValueError("start must be >= 1 and end >= 0 (unix milliseconds).")
+        out.status = query.get("job-status") or None
+        if out.status is not None and out.status not in DLI_SQL_STATUSES:
+            raise ValueError(f"job-status must be one of {', '.join(sorted(DLI_SQL_STATUSES))}.")
+        types = [*query.getall("job_types", [])] or [query.get("job-type", "ALL") or "ALL"]
+        if not set(types) <= DLI_SQL_LIST_TYPES:
+            raise ValueError(f"job-type must be one of {', '.join(sorted(DLI_SQL_LIST_TYPES))}.")
+        out.types = frozenset(types)
+        wanted = dli_tag_filter(query.get("tags", ""))
+        if wanted is None:
+            raise ValueError("tags must be key=value[,key=value…].")
+        out.tags = frozenset(wanted)
+        out.order = query.get("order", "start_time_desc")
+        if out.order not in DLI_SQL_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(DLI_SQL_ORDERS)}.")
+        for name, key in (
+            ("queue_name", "queue_name"),
+            ("job-id", "job_id"),
+            ("owner", "owner"),
+            ("db_name", "database_name"),
+        ):
+            if query.get(name):
+                out.equal[key] = query[name]
+        out.sql_pattern = (query.get("sql_pattern") or "").lower()
+        return out
+
+    def keeps(self, entry: dict[str, Any], meta: dict[str, Any]) -> bool:
+        if self.status and entry["status"] != self.status:
+            return False
+        if "ALL" not in self.types and entry["job_type"] not in self.types:
+            return False
+        carried = {(t["key"], t["value"]) for t in meta.get("tags", [])}
+        if not self.tags <= carried:
+            return False
+        if any(str(entry.get(k, "")) != v for k, v in self.equal.items()):
+            return False
+        if self.sql_pattern and self.sql_pattern not in str(entry.get("statement", "")).lower():
+            return False
+        if self.start is not None and entry["start_time"] < self.start:
+            return False
+        return self.end is None or entry["start_time"] <= self.end
+
+    def sort_key(self, entry: dict[str, Any]) -> tuple[int, str]:
+        value = entry["duration" if self.order.startswith("duration") else "start_time"]
+        return (-value if self.order.endswith("_desc") else value, entry["job_id"])
 
 
 def spark_list_entry(job: SimJob) -> dict[str, Any]:

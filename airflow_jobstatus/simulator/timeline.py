@@ -89,13 +89,21 @@ class SimJob:
         timeline: Timeline,
         where: dict[str, str],
         submission_id: int | None = None,
+        meta: dict[str, Any] | None = None,
+        started_ago: float = 0.0,
     ):
         self.service = service
         self.job_id = job_id
         self.where = where
         self.submission_id = submission_id
-        self.created_at = time.monotonic()
-        self.created_wall = time.time()
+        #: What the job was submitted with, besides its where-keys: ``labels`` (Google), ``tags``
+        #: (DLI, a list of ``{key, value}``), ``name``, ``type`` (the service's native job type),
+        #: ``statement``, ``queue_name``, ``cluster_name``, ``origin`` (``"control"``: started outside
+        #: any DAG through the control API).
+        self.meta: dict[str, Any] = dict(meta or {})
+        #: ``started_ago`` > 0: the job (and its timeline) started that many seconds before now.
+        self.created_at = time.monotonic() - started_ago
+        self.created_wall = time.time() - started_ago
         #: (timeline, monotonic start) swapped as one object so readers never see half an override.
         self._run: tuple[Timeline, float] = (timeline, self.created_at)
         #: Actions applied (``"cancel"``, ``"drain"``, ``"stop"``), in order; tests assert on it.
@@ -135,6 +143,20 @@ class SimJob:
             elapsed -= duration
         last = timeline[-1]
         return last, elapsed, (float(last["duration"]) if last.get("duration") else None)
+
+    def state_started_wall(self, now: float | None = None) -> float:
+        """Wall time the job entered its current state (``snapshot()["state_start_wall"]``)."""
+        now = time.monotonic() if now is None else now
+        elapsed = self.phase_at(now)[1]
+        return self.created_wall + (now - elapsed - self.created_at)
+
+    def ended_wall(self, now: float | None = None) -> float | None:
+        """Wall time the job entered its terminal state, or None while it runs."""
+        if not self.is_terminal(now):
+            return None
+        now = time.monotonic() if now is None else now
+        elapsed = self.phase_at(now)[1]
+        return self.created_wall + (now - elapsed - self.created_at)
 
     def state_at(self, now: float | None = None) -> Any:
         return self.phase_at(now)[0]["state"]

@@ -7,9 +7,11 @@ loop on the first call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.util
 import re
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -17,7 +19,15 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, list_page, ts
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, paged, ts
+from airflow_jobstatus.simulator.list_filters import (
+    EQUALITY,
+    Dialect,
+    Field,
+    FilterError,
+    google_dialects,
+    parse_filter,
+)
 
 VERTEX_SERVICE = "google.cloud.aiplatform.v1.JobService"
 #: Vertex AI collections: resource-name segment → (job_type, message module, message class).
@@ -32,40 +42,63 @@ VERTEX_COLLECTIONS = {
 }
 _VERTEX_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/([A-Za-z]+)/([^/]+)$")
 _VERTEX_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-#: One comparison of a list filter: ``[NOT ]state(=|!=)"JOB_STATE_X"`` (the only field served here).
-_STATE_TERM = re.compile(r'^(NOT\s+)?state\s*(!=|=)\s*"?([A-Z_]+)"?$')
 
 
 def state_filter(text: str) -> Callable[[str], bool]:
-    """A list ``filter`` on ``state`` as a predicate (AIP-160: OR binds tighter than AND).
+    """A list ``filter`` on ``state`` alone as a predicate on a state name (AIP-160: OR binds tighter
+    than AND); ValueError (FilterError) for anything else. Values are not checked."""
+    predicate = parse_filter(text, _STATE_ONLY)
+    return lambda state: predicate({"state": state})
 
-    ValueError for anything else (another field, parentheses): the simulator serves ``state`` only.
-    """
-    if not text.strip():
-        return lambda state: True
-    clauses = []
-    for conjunct in re.split(r"\s+AND\s+", text.strip()):
-        terms = []
-        for term in re.split(r"\s+OR\s+", conjunct.strip()):
-            match = _STATE_TERM.match(term.strip())
-            if match is None:
-                raise ValueError(f"unsupported filter term {term!r} (the simulator filters on state only)")
-            negate, op, value = bool(match.group(1)), match.group(2), match.group(3)
-            terms.append((negate != (op == "!="), value))
-        clauses.append(terms)
-    return lambda state: all(any((state == v) != neg for neg, v in terms) for terms in clauses)
+
+_STATE_ONLY = Dialect("state filter", {"state": Field("enum", EQUALITY)})
+
+
+@functools.cache
+def dialects() -> dict[str, Dialect]:
+    return google_dialects()
+
+
+def display_name(job: SimJob, payload: dict[str, Any]) -> str:
+    """A Vertex AI resource's ``display_name``: the job's ``name``, a phase's, else ``sim-<id>``."""
+    return str(job.meta.get("name") or payload.get("display_name") or f"sim-{job.job_id}")
+
+
+def filter_record(job: SimJob, now: float) -> dict[str, Any]:
+    """The fields the Google list filters read, at monotonic ``now`` (``list_filters`` records)."""
+    phase = job.phase_at(now)[0]
+    state = str(phase["state"])
+    terminal = job.is_terminal(now)
+    return {
+        "state": state,
+        "status.state": "NON_ACTIVE" if terminal else "ACTIVE",
+        "create_time": job.created_wall,
+        "insertTime": job.created_wall,
+        "update_time": job.state_started_wall(now),
+        "end_time": job.ended_wall(now),
+        "start_time": None if state.endswith(("_QUEUED", "_PENDING")) else job.created_wall,
+        "labels": dict(job.meta.get("labels") or {}),
+        "display_name": display_name(job, phase),
+        "pipeline_name": str(phase.get("pipeline_name") or job.meta.get("name") or ""),
+        "pipeline_job_user_id": job.job_id,
+        "batch_id": job.job_id,
+        "template_uri": "",
+        "template_metadata.version": "",
+    }
 
 
 def resource_fields(
     job: SimJob, snap: dict[str, Any], name: str, status_pb2: Any, prefix: str, failed_code: int
 ) -> dict[str, Any]:
-    """The fields a Vertex AI job resource and a PipelineJob share: name, state (``prefix`` + name),
-    times as the service sets them (no start while QUEUED/PENDING), and ``error`` with its code
-    (1 CANCELLED, else ``failed_code``; a phase's ``error_code`` wins), from one ``job.snapshot()``."""
+    """The fields a Vertex AI job resource and a PipelineJob share: name, display name, labels, state
+    (``prefix`` + name), times as the service sets them (no start while QUEUED/PENDING), and ``error``
+    with its code (1 CANCELLED, else ``failed_code``; a phase's ``error_code`` wins), from one
+    ``job.snapshot()``."""
     state = snap["state"]
     fields: dict[str, Any] = {
         "name": name,
-        "display_name": snap.get("display_name", f"sim-{job.job_id}"),
+        "display_name": display_name(job, snap),
+        "labels": dict(job.meta.get("labels") or {}),
         "state": state,
         "create_time": ts(job.created_wall),
         "update_time": ts(snap["state_start_wall"]),
@@ -81,20 +114,57 @@ def resource_fields(
 
 
 def listed_under(
-    core: SimulatorCore, service: str, parent_re: re.Pattern[str], request: Any, scope_key: str, **where: Any
+    core: SimulatorCore,
+    service: str,
+    parent_re: re.Pattern[str],
+    request: Any,
+    scope_key: str,
+    dialect: str | None = None,
+    extra: Callable[[SimJob], dict[str, Any]] | None = None,
+    **where: Any,
 ) -> list[SimJob]:
     """The jobs a List request names: its ``parent`` (project and region/location) and its ``filter``
-    on ``state``; INVALID_ARGUMENT for a parent or filter the service would refuse."""
+    (``dialect``: the key of ``list_filters.google_dialects``, default ``service``; ``extra`` adds
+    record fields); INVALID_ARGUMENT for a parent or filter the service would refuse."""
     match = parent_re.match(request.parent)
     if match is None:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid parent: {request.parent!r}.")
     try:
-        keep = state_filter(request.filter)
-    except ValueError as err:
-        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
+        keep = parse_filter(request.filter, dialects()[dialect or service])
+    except FilterError as err:
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {err}") from None
     project_id, scope = match.groups()
     jobs = core.listed_jobs(service, project_id=project_id, **{scope_key: scope}, **where)
-    return [j for j in jobs if keep(str(j.state_at()))]
+    now = time.monotonic()
+    out = []
+    for job in jobs:
+        record = filter_record(job, now)
+        if extra is not None:
+            record.update(extra(job))
+        if keep(record):
+            out.append(job)
+    return out
+
+
+def order_key(fields: list[tuple[str, bool]], now: float | None = None) -> Callable[[SimJob], list[Any]]:
+    """A ``paged`` key for an ``order_by`` (field, descending) list over the resources' times; an
+    unset end time sorts last ascending, first descending."""
+    at = time.monotonic() if now is None else now
+
+    def key(job: SimJob) -> list[Any]:
+        record = filter_record(job, at)
+        out: list[Any] = []
+        for name, desc in fields:
+            value = record.get(name)
+            number = UNSET_TIME if value is None else float(value)
+            out.append(-number if desc else number)
+        return out
+
+    return key
+
+
+#: The sort value of an unset time (an end time while the job runs).
+UNSET_TIME = 1e12
 
 
 def vertex_available() -> bool:
@@ -136,7 +206,8 @@ class VertexJobs:
                 jobs = listed_under(
                     self.core, "vertex_ai", _VERTEX_PARENT, req, "location", job_type=entry[0]
                 )
-                page, token = list_page(jobs, req.page_size, req.page_token)
+                # No order_by in these requests; served newest first (create_time desc, then id).
+                page, token = paged(jobs, req.page_size, req.page_token, order_key([("create_time", True)]))
                 items = [
                     self._vertex_message(j, f"{req.parent}/{collection}/{j.job_id}", entry) for j in page
                 ]
@@ -144,7 +215,9 @@ class VertexJobs:
                 data: bytes = response.serialize(response(**{field: items, "next_page_token": token}))
                 return data
 
-            return await self.calls.serve(context, "vertex_ai", f"List{kind}s", None, req, respond)
+            return await self.calls.serve(
+                context, "vertex_ai", f"List{kind}s", None, req, respond, scope=req.parent
+            )
 
         return handle
 

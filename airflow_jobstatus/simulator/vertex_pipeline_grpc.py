@@ -17,8 +17,9 @@ from typing import Any
 import grpc
 
 from airflow_jobstatus.simulator.core import SimJob
-from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, list_page, ts
-from airflow_jobstatus.simulator.vertex_grpc import listed_under, resource_fields
+from airflow_jobstatus.simulator.grpc_common import GrpcCalls, Handler, RpcError, import_types, paged, ts
+from airflow_jobstatus.simulator.list_filters import PIPELINE_ORDER_FIELDS, FilterError, parse_order_by
+from airflow_jobstatus.simulator.vertex_grpc import listed_under, order_key, resource_fields
 
 SERVICE = "vertex_pipeline"
 PIPELINE_SERVICE = "google.cloud.aiplatform.v1.PipelineService"
@@ -123,16 +124,25 @@ class VertexPipelines:
         return b""  # google.protobuf.Empty
 
     async def _list(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """ListPipelineJobs: the location's jobs by id, ``filter`` on ``state``, paged."""
+        """ListPipelineJobs: the location's jobs by ``filter`` (``list_filters.google_dialects``),
+        ``order_by`` (create_time, update_time, end_time, start_time, each optionally ``desc``;
+        default ``create_time desc``), paged."""
         service = (await self._loaded())["pipeline_service"]
         req = service.ListPipelineJobsRequest.deserialize(raw)
 
         def respond() -> bytes:
+            try:
+                order = parse_order_by(req.order_by, PIPELINE_ORDER_FIELDS, "ListPipelineJobs")
+            except FilterError as err:
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(err)) from None
             jobs = listed_under(self.core, SERVICE, _PARENT, req, "location")
-            page, token = list_page(jobs, req.page_size, req.page_token)
+            key = order_key(order or [("create_time", True)])
+            page, token = paged(jobs, req.page_size, req.page_token, key)
             items = [self.message(j, f"{req.parent}/pipelineJobs/{j.job_id}") for j in page]
             answer = service.ListPipelineJobsResponse(pipeline_jobs=items, next_page_token=token)
             data: bytes = service.ListPipelineJobsResponse.serialize(answer)
             return data
 
-        return await self.calls.serve(context, SERVICE, "ListPipelineJobs", None, req, respond)
+        return await self.calls.serve(
+            context, SERVICE, "ListPipelineJobs", None, req, respond, scope=req.parent
+        )

@@ -40,6 +40,47 @@ JOB_TYPES = {
     "dli": ("sql", "spark"),
 }
 
+#: The services' own job types (``SimJob.meta["type"]``), as a list call or a job body shows them:
+#: Dataproc's ``Job`` / ``Batch`` oneof field, Dataflow's ``Job.type``, DLI SQL's ``job_type``, DLI
+#: Flink's ``job_type``, CDM's ``job_type``. The first is the default.
+NATIVE_JOB_TYPES: dict[str, tuple[str, ...]] = {
+    "dataproc": (
+        "spark_job",
+        "pyspark_job",
+        "hadoop_job",
+        "hive_job",
+        "pig_job",
+        "spark_r_job",
+        "spark_sql_job",
+        "presto_job",
+        "trino_job",
+        "flink_job",
+    ),
+    "dataproc_batch": ("pyspark_batch", "spark_batch", "spark_r_batch", "spark_sql_batch"),
+    "dataflow": ("JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"),
+    "dli": (
+        "QUERY",
+        "DDL",
+        "DCL",
+        "IMPORT",
+        "EXPORT",
+        "INSERT",
+        "DATA_MIGRATION",
+        "UPDATE",
+        "DELETE",
+        "RESTART_QUEUE",
+        "SCALE_QUEUE",
+    ),
+    "dli_flink": ("flink_opensource_sql_job", "flink_sql_job", "flink_sql_edge_job", "flink_jar_job"),
+    "cdm": ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB"),
+}
+#: Services whose jobs carry Google ``labels``, and those carrying DLI ``tags``.
+LABELLED = frozenset({"dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline"})
+TAGGED = frozenset({"dli", "dli_flink"})
+#: Services whose jobs have a name besides their id (Dataflow ``name``, Vertex AI ``display_name``,
+#: DLI Flink ``name``); a CDM job's name is its id.
+NAMED = frozenset({"dataflow", "vertex_ai", "vertex_pipeline", "dli_flink"})
+
 #: Native enum names of the Google services (as the SDKs spell them); checked when a timeline is added
 #: because a misspelt name could not be put on the wire. An int is accepted too (an unknown enum value).
 GOOGLE_STATES: dict[str, frozenset[str]] = {
