@@ -194,3 +194,21 @@ async def test_the_state_is_written_once_persisted_not_one_interval_later(scopes
     await until(lambda: "dataflow:j1:SUCCEEDED" in store.values[trigger.state_key]["keys"], timeout=5)
     assert scopes.calls_for("eu") == 1  # written before any second list call
     await runner.kill()
+
+
+async def test_an_event_never_confirmed_commits_nothing_and_a_restart_reports_it(scopes: Scopes) -> None:
+    """Airflow's ack timeout fails a watcher whose event was never confirmed persisted: nothing of
+    that snapshot is written, so the watcher that takes over reports the job again."""
+    store = FakeAssetStore()
+    first = Runner(ack_timeout=0.3)
+    trigger = watcher(store)
+    scopes.set("eu", job("a", "FAILED", changed_at=later(5)))
+    first.start(1, trigger)
+    await until(lambda: 1 in first.errors)  # AckTimeout: the persist confirmation never came
+    assert type(first.errors[1]).__name__ == "AckTimeout"
+    assert store.values[trigger.state_key]["keys"] == {}
+    await first.kill()
+    second = Runner()
+    second.start(1, watcher(store))
+    await until(lambda: [e["job_id"] for e in second.events[1]] == ["a"])
+    await second.kill()

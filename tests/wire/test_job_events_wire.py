@@ -69,12 +69,21 @@ CASES: dict[str, dict[str, Any]] = {
         "bad": [{"state": "PIPELINE_STATE_RUNNING", "duration": 0.2}, {"state": "PIPELINE_STATE_FAILED"}],
         "list": "ListPipelineJobs",
     },
+    "dli_flink": {
+        "scope": {},
+        "run": [{"state": "job_running"}],
+        "ok": [{"state": "job_running", "duration": 0.2}, {"state": "job_finish"}],
+        "bad": [{"state": "job_running", "duration": 0.2}, {"state": "job_running_exception"}],
+        "list": "ListFlinkJobs",
+        "ids": {"w-run": "901", "w-ok": "902", "w-bad": "903"},
+    },
 }
 SERVICES = [s for s in CASES if not s.startswith("vertex") or vertex_available()]
 
 
 def add(sim: Simulator, case_name: str, job_id: str, which: str) -> None:
     extra = {"job_type": "spark"} if case_name == "dli:spark" else {}
+    job_id = CASES[case_name].get("ids", {}).get(job_id, job_id)
     sim.add_job(case_name.split(":")[0], job_id, [dict(p) for p in CASES[case_name][which]], **extra)
 
 
@@ -94,7 +103,8 @@ def test_every_listed_job_reads_as_watched(sim: Simulator, case_name: str) -> No
     add(sim, case_name, "w-bad", "bad")
     time.sleep(0.6)  # both ended
     listed = asyncio.run(closing(make_hook(service).alist_jobs(case["scope"])))
-    by_id = {w.status.job_id: w for w in listed}
+    names = {v: k for k, v in case.get("ids", {}).items()}
+    by_id = {names.get(w.status.job_id, w.status.job_id): w for w in listed}
     assert {"w-run", "w-ok", "w-bad"} <= set(by_id)
     assert by_id["w-run"].status.state.value == "RUNNING"
     assert by_id["w-ok"].status.state.value == "SUCCEEDED"
