@@ -6,7 +6,7 @@ DEPLOY_STAMP := $(VENV)/.deployment-stamp
 UI_STAMP := $(VENV)/.ui-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test lint typecheck pytest test-matrix test-e2e test-deployment test-deployment-oldest test-ui chromium bench simulate clean
+.PHONY: install demo test lint typecheck pytest test-matrix test-e2e test-deployment test-deployment-oldest test-ui chromium bench bench-deployment simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,12 @@ test-ui: $(UI_STAMP) chromium
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# The scale scenario in a real deployment, not in CI (docs/deployment.md "At scale"): 2,000 sensors in two
+# triggerers beside the Google provider's Dataproc operator; BENCH_DEPLOYMENT_ARGS="--waits 10000" etc.
+BENCH_DEPLOYMENT_ARGS ?=
+bench-deployment: $(DEPLOY_STAMP)
+	$(PY) benchmarks/deployment_scale.py $(BENCH_DEPLOYMENT_ARGS)
 
 simulate: install
 	$(VENV)/bin/airflow-jobstatus simulate

@@ -755,3 +755,126 @@ class Airflow:
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {n} ---\n{log_tail(p.log, 15)}" for n, p in self.procs.items())
+
+
+# ---- scale runs (tests/deployment/test_scale.py, benchmarks/deployment_scale.py) ----------------------
+
+
+@contextmanager
+def deployment(
+    root: Path,
+    settings: dict[str, str] | Callable[[SimProc], dict[str, str]],
+    dag_ids: tuple[str, ...],
+    triggerers: tuple[str, ...] = ("triggerer-1", "triggerer-2"),
+    timeout: float = 600.0,
+) -> Iterator[Airflow]:
+    """PostgreSQL, the simulator and Airflow's components under ``root`` outside pytest's fixtures (the
+    benchmark's way to the conftest session): up, ``dag_ids`` parsed, every triggerer warmed up; all
+    stopped by their sessions on exit. ``settings`` may be a function of the simulator (its connections)."""
+    bindir = postgres_bindir() or install_postgres(root / "apt.log")
+    db = Postgres(bindir)
+    sim: SimProc | None = None
+    af: Airflow | None = None
+    try:
+        db.start()
+        sim_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        sim_env["PYTHONPATH"] = str(REPO)
+        sim = SimProc.start(root / "simulator.log", sim_env)
+        home = root / "airflow-home"
+        home.mkdir(parents=True, exist_ok=True)
+        api_port = free_port()
+        chosen = settings(sim) if callable(settings) else settings
+        af = Airflow(home, db, sim, Airflow.environment(home, db, sim, api_port, chosen), api_port)
+        af.run("db-migrate", "db", "migrate", timeout=timeout)
+        for name in ("scheduler", "dag-processor", "api-server"):
+            af.start(name, name)
+        for name in triggerers:
+            af.start_triggerer(name)
+
+        def ready() -> bool:
+            assert af is not None
+            af.check_alive()
+            return all(af.api.get(f"/dags/{dag_id}").status_code == 200 for dag_id in dag_ids)
+
+        wait_for("the api-server and the DAGs", ready, timeout, interval=2, on_fail=af.diagnostics)
+        af.warm_up()
+        yield af
+    finally:
+        if af is not None:
+            af.stop()
+        if sim is not None:
+            sim.stop()
+        db.stop()
+
+
+class Sampler:
+    """CPU seconds and RSS of named processes' sessions, sampled every ``interval`` s in a thread.
+
+    ``mark(name)`` records a point (e.g. "all deferred") so CPU can be split into phases; RSS is the
+    sum over the session's live processes (a triggerer and its trigger-runner child)."""
+
+    def __init__(self, procs: dict[str, Proc], interval: float = 1.0) -> None:
+        import threading
+
+        self.procs = procs
+        self.interval = interval
+        self.samples: list[dict[str, Any]] = []
+        self.marks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def sample(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"t": time.monotonic()}
+        for name, proc in self.procs.items():
+            rss, cpu = 0, 0.0
+            for member in proc.members():
+                try:
+                    rss += member.memory_info().rss
+                    t = member.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+                except psutil.Error:
+                    continue
+            row[name] = (cpu, rss)
+        return row
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self.sample())
+
+    def __enter__(self) -> Sampler:
+        self.samples.append(self.sample())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.samples.append(self.sample())
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.monotonic()
+
+    def _at(self, t: float) -> dict[str, Any]:
+        return min(self.samples, key=lambda s: abs(s["t"] - t))
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per process: CPU s over the whole run and between consecutive marks, peak and last RSS (MiB)."""
+        from itertools import pairwise
+
+        first, last = self.samples[0], self.samples[-1]
+        points = [("start", first["t"]), *sorted(self.marks.items(), key=lambda m: m[1]), ("end", last["t"])]
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.procs:
+            phases = {}
+            for (a, ta), (b, tb) in pairwise(points):
+                phases[f"{a}->{b}"] = round(self._at(tb)[name][0] - self._at(ta)[name][0], 1)
+            out[name] = {
+                "cpu_s": round(last[name][0] - first[name][0], 1),
+                "cpu_s_by_phase": phases,
+                "cpu_pct_of_a_core": round(
+                    100 * (last[name][0] - first[name][0]) / max(last["t"] - first["t"], 1e-9), 1
+                ),
+                "rss_mib_max": round(max(s[name][1] for s in self.samples) / 2**20, 1),
+                "rss_mib_start_end": [round(first[name][1] / 2**20, 1), round(last[name][1] / 2**20, 1)],
+            }
+        return out
