@@ -179,6 +179,14 @@ class SimulatorCore:
             timeline = self.default_timeline(timeline_key(service, full.get("job_type")))
         return self.add_job(service, job_id, timeline, meta=meta, started_ago=started_ago, **fields)
 
+    def cdm_jobs(self, cluster_id: str) -> list[tuple[str, list[SimJob]]]:
+        """The cluster's CDM jobs by name, each with its submissions (oldest first; none if never run)."""
+        with self._lock:
+            found = [
+                (name, list(h)) for (cluster, name), h in self._cdm_history.items() if cluster == cluster_id
+            ]
+        return sorted(found, key=lambda nh: nh[0])
+
     def get_job(self, service: str, job_id: str, **where: Any) -> SimJob | None:
         """The job, or None when missing or a given where-value differs (None values are not checked)."""
         given = self._where(service, where, fill=False)

@@ -20,7 +20,14 @@ from aiohttp import web
 from airflow_jobstatus.simulator.core import SimJob
 from airflow_jobstatus.simulator.http import json_response, read_json
 from airflow_jobstatus.simulator.huawei import HuaweiApi
-from airflow_jobstatus.simulator.huawei_bodies import DLI_OWNER, Answer, dli_error, dli_not_found
+from airflow_jobstatus.simulator.huawei_bodies import (
+    DLI_OWNER,
+    Answer,
+    dli_error,
+    dli_not_found,
+    dli_tag_filter,
+)
+from airflow_jobstatus.simulator.vocabulary import NATIVE_JOB_TYPES
 
 SERVICE = "dli_flink"
 _JOBS = "/v1.0/{project_id}/streaming/jobs"
@@ -68,7 +75,8 @@ class DliFlinkApi:
         return await self.huawei._serve(request, SERVICE, job_id, "ShowFlinkJob", respond)
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
-        """ListFlinkJobs: by ``status`` and ``name``, ``order`` by job id (desc by default),
+        """ListFlinkJobs: by ``status``, ``name`` (exact), ``tags`` (``k=v[,k=v…]``: a job must carry
+        all), ``job_type``, ``queue_name`` and ``user_name``; ``order`` by job id (desc by default),
         ``offset`` (jobs skipped) and ``limit`` (default 10, at most 100)."""
         query = request.query
         try:
@@ -81,20 +89,36 @@ class DliFlinkApi:
             return _bad_request(f"offset must be >= 0, limit 0..{MAX_LIMIT} and order asc or desc.")
         status, name = query.get("status"), query.get("name")
         detail = query.get("show_detail", "false").lower() == "true"
+        wanted = dli_tag_filter(query.get("tags", ""))
+        if wanted is None:
+            return _bad_request("tags must be key=value[,key=value…].")
+        job_type = query.get("job_type")
+        if job_type and job_type not in NATIVE_JOB_TYPES[SERVICE]:
+            return _bad_request(f"job_type must be one of {', '.join(NATIVE_JOB_TYPES[SERVICE])}.")
+        equal = {k: query[k] for k in ("queue_name", "user_name") if query.get(k)}
+
+        def keeps(job: SimJob) -> bool:
+            if (status and job.state_at() != status) or (name and _name(job) != name):
+                return False
+            if job_type and _job_type(job) != job_type:
+                return False
+            if not wanted <= {(t["key"], t["value"]) for t in job.meta.get("tags", [])}:
+                return False
+            listed = {"queue_name": _queue(job), "user_name": DLI_OWNER}
+            return all(listed[k] == v for k, v in equal.items())
 
         def respond() -> Answer:
-            jobs = [
-                job
-                for job in self.core.listed_jobs(SERVICE)
-                if (not status or job.state_at() == status) and (not name or _name(job) == name)
-            ]
+            jobs = [job for job in self.core.listed_jobs(SERVICE) if keeps(job)]
             jobs.sort(key=lambda job: _number(job.job_id), reverse=order == "desc")
             page = [self._body(job, detail) for job in jobs[offset : offset + limit]]
             job_list = {"total_count": len(jobs), "jobs": page}
             message = "Querying of the job list succeeds."
             return Answer(200, {"is_success": "true", "message": message, "job_list": job_list})
 
-        return await self.huawei._serve(request, SERVICE, None, "ListFlinkJobs", respond, query=dict(query))
+        scope = f"projects/{request.match_info.get('project_id')}"
+        return await self.huawei._serve(
+            request, SERVICE, None, "ListFlinkJobs", respond, scope=scope, page=str(offset), query=dict(query)
+        )
 
     async def stop_jobs(self, request: web.Request) -> web.StreamResponse:
         """BatchStopFlinkJobs: one ``{"is_success", "message"}`` per job id, in order (a JSON array)."""
@@ -136,13 +160,13 @@ def flink_job(job: SimJob, detail: bool, project_id: str = "") -> dict[str, Any]
         "name": _name(job),
         "desc": "",
         "user_name": DLI_OWNER,
-        "job_type": JOB_TYPE,
+        "job_type": _job_type(job),
         "status": snap["state"],
         "status_desc": str(snap.get("status_desc") or ""),
         "create_time": _ms(job.created_wall),
         "start_time": _ms(started),
         "update_time": _ms(snap["state_start_wall"]),
-        "queue_name": QUEUE,
+        "queue_name": _queue(job),
         "graph_editor_enabled": False,
         "has_savepoint": False,
         "edge_group_ids": [],
@@ -161,6 +185,14 @@ def flink_job(job: SimJob, detail: bool, project_id: str = "") -> dict[str, Any]
         end = snap["state_start_wall"] if job.is_terminal() else now
         body.update(duration=max(0, _ms(end) - _ms(started)), root_id=-1, sql_body="", main_class="")
     return body
+
+
+def _job_type(job: SimJob) -> str:
+    return str(job.meta.get("type") or JOB_TYPE)
+
+
+def _queue(job: SimJob) -> str:
+    return str(job.meta.get("queue_name") or QUEUE)
 
 
 def _name(job: SimJob) -> str:

@@ -33,7 +33,7 @@ from airflow_jobstatus.simulator.core import SimJob, SimulatorCore
 from airflow_jobstatus.simulator.http import Handler, json_response, raw_response, read_json
 from airflow_jobstatus.simulator.huawei_bodies import Answer, cdm_error, dli_error
 from airflow_jobstatus.simulator.signature import check_signature, lower_headers
-from airflow_jobstatus.simulator.vocabulary import DLI_SQL_JOB_TYPES
+from airflow_jobstatus.simulator.vocabulary import DLI_SQL_JOB_TYPES, NATIVE_JOB_TYPES
 
 _CDM = "/v1.1/{project_id}/clusters/{cluster_id}/cdm"
 _CDM_JOB = _CDM + "/job/{job_name}"
@@ -51,6 +51,7 @@ class HuaweiApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(_CDM_JOB + "/status", self.cdm_status),
+            web.get(_CDM + "/job/all", self.cdm_list),  # before {job_name}: "all" lists every job
             web.get(_CDM_JOB, self.cdm_job),
             web.put(_CDM_JOB + "/start", self.cdm_start),
             web.put(_CDM_JOB + "/stop", self.cdm_stop),
@@ -172,6 +173,37 @@ class HuaweiApi:
             return Answer(200, bodies.cdm_job_definition(name))
 
         return await self._serve(request, "cdm", self._cdm_ref(request, name), "ShowJob", respond)
+
+    async def cdm_list(self, request: web.Request) -> web.StreamResponse:
+        """Querying Jobs with ``job_name`` ``all`` (ShowJobs): the cluster's jobs by name, each with
+        its last run's ``status`` (``NEW`` when never run); ``filter`` (a case-insensitive fragment of
+        the name), ``jobType`` (NORMAL_JOB by default, BATCH_JOB, SCENARIO_JOB), ``page_no`` from 1,
+        ``page_size`` 10..100 (default 10); a value outside these is 400 ``Cdm.0001``."""
+        query, cluster = request.query, request.match_info["cluster_id"]
+        try:
+            page_no = int(query.get("page_no", "1"))
+            page_size = int(query.get("page_size", "10"))
+        except ValueError:
+            page_no = page_size = 0
+        job_type = query.get("jobType", "NORMAL_JOB")
+        if page_no < 1 or not 10 <= page_size <= 100 or job_type not in NATIVE_JOB_TYPES["cdm"]:
+            message = (
+                "page_no must be >= 1, page_size 10..100, jobType NORMAL_JOB, BATCH_JOB or SCENARIO_JOB."
+            )
+            return _response(cdm_error(400, "Cdm.0001", message))
+        fragment = query.get("filter", "").lower()
+
+        def respond() -> Answer:
+            jobs = []
+            for name, history in self.core.cdm_jobs(cluster):
+                kind = str(history[-1].meta.get("type") or "NORMAL_JOB") if history else "NORMAL_JOB"
+                if kind == job_type and fragment in name.lower():
+                    jobs.append(bodies.cdm_list_entry(name, history, kind))
+            page = jobs[(page_no - 1) * page_size : page_no * page_size]
+            return Answer(200, {"total": len(jobs), "jobs": page, "page_no": page_no, "page_size": page_size})
+
+        scope = f"projects/{request.match_info.get('project_id')}/clusters/{cluster}"
+        return await self._serve(request, "cdm", None, "ShowJobs", respond, scope=scope, page=str(page_no))
 
     async def cdm_start(self, request: web.Request) -> web.StreamResponse:
         """A new submission on the default timeline; refused while the latest one still runs."""
@@ -345,7 +377,9 @@ class HuaweiApi:
             sessions = [bodies.spark_list_entry(job) for job in batches[start : start + size]]
             return Answer(200, {"from": start, "total": len(batches), "sessions": sessions})
 
-        return await self._serve(request, "dli", None, "ListSparkJobs", respond)
+        scope = f"projects/{request.match_info.get('project_id')}"
+        page = str(start)
+        return await self._serve(request, "dli", None, "ListSparkJobs", respond, scope=scope, page=page)
 
     async def spark_state(self, request: web.Request) -> web.StreamResponse:
         """``{"id", "state"}`` with the state exactly as the timeline spells it (``running``, ``Success``)."""

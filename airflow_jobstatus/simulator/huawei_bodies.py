@@ -172,6 +172,42 @@ def cdm_job_definition(name: str) -> dict[str, Any]:
     return {"total": 1, "jobs": [job], "page_no": 1, "page_size": 10}
 
 
+def cdm_list_entry(name: str, history: list[SimJob], job_type: str) -> dict[str, Any]:
+    """One job of "Querying Jobs" with ``all``: the definition plus its last run (SDK ``Job``)."""
+    job: dict[str, Any] = dict(cdm_job_definition(name)["jobs"][0])
+    job["job_type"] = job_type
+    if not history:
+        created = _ms(time.time())
+        job.update({"status": "NEW", "creation-date": created, "update-date": created})
+        return job
+    first, last = history[0], history[-1]
+    snap = last.snapshot()
+    job.update(
+        {
+            "status": snap["state"],
+            "creation-date": _ms(first.created_wall),
+            "update-date": _ms(snap["state_start_wall"]),
+            "update-user": CDM_USER,
+            "execute_create_date": _ms(last.created_wall),
+            "execute_start_date": _ms(last.created_wall),
+            "execute_update_date": _ms(snap["state_start_wall"]),
+            "external_id": f"job_local{last.submission_id}_0001",
+        }
+    )
+    counters = snap.get("counters") if isinstance(snap.get("counters"), dict) else None
+    if counters is not None:
+        for key in (
+            "rows_read",
+            "rows_written",
+            "bytes_read",
+            "bytes_written",
+            "files_read",
+            "files_written",
+        ):
+            job[key] = int(counters.get(key) or 0)
+    return job
+
+
 def dli_progress(job: SimJob) -> dict[str, Any]:
     """The ``/v1/{project_id}/jobs/{job_id}/progress`` body."""
     snap = job.snapshot()

@@ -263,6 +263,16 @@ class Simulator:
     def add_job(self, service: str, job_id: str, timeline: Timeline, **where: Any) -> SimJob:
         return self.core.add_job(service, job_id, timeline, **where)
 
+    def start_job(
+        self, service: str, job_id: str | None = None, timeline: Timeline | None = None, **fields: Any
+    ) -> SimJob:
+        """A job started outside any DAG (``SimulatorCore.start_job``; the control API's POST /_sim/jobs)."""
+        return self.core.start_job(service, job_id, timeline, **fields)
+
+    def list_calls(self, service: str | None = None, **query: Any) -> list[dict[str, Any]]:
+        """The list-call log (``SimulatorCore.list_calls``; GET /_sim/calls?kind=list)."""
+        return self.core.list_calls(service, **query)
+
     def get_job(self, service: str, job_id: str, **where: Any) -> SimJob | None:
         return self.core.get_job(service, job_id, **where)
 

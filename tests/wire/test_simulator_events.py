@@ -373,3 +373,202 @@ def test_a_job_started_outside_ends_on_its_timeline_and_the_log_counts_polls_per
     assert 2 <= log["polls"] <= 6
     buckets = log["polls_by_interval"]["buckets"]
     assert all(sum(b.values()) == 1 for b in buckets.values()), buckets  # one poll per scope per 0.25 s
+
+
+# ---- Vertex AI ListPipelineJobs and ListBatchPredictionJobs ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipelines(simulator: Simulator) -> Iterator[Any]:
+    pytest.importorskip("google.cloud.aiplatform_v1")
+    from google.cloud.aiplatform_v1.services.pipeline_service import PipelineServiceClient
+    from google.cloud.aiplatform_v1.services.pipeline_service.transports import PipelineServiceGrpcTransport
+
+    channel = grpc.insecure_channel(simulator.grpc_target)
+    yield PipelineServiceClient(transport=PipelineServiceGrpcTransport(channel=channel))
+    channel.close()
+
+
+def test_pipeline_jobs_filter_on_update_and_end_time_and_order_by(sim: Simulator, pipelines) -> None:
+    ends = [{"state": "PIPELINE_STATE_RUNNING", "duration": 0.2}, {"state": "PIPELINE_STATE_SUCCEEDED"}]
+    start(
+        sim, service="vertex_pipeline", job_id="p-old", labels={"team": "ml"}, timeline=ends, started_ago=100
+    )
+    start(sim, service="vertex_pipeline", job_id="p-new", labels={"team": "ml"}, timeline=ends)
+    start(sim, service="vertex_pipeline", job_id="p-run", timeline=[{"state": "PIPELINE_STATE_RUNNING"}])
+    time.sleep(0.3)
+    since = rfc3339(time.time() - 30)
+
+    def ids(flt: str = "", order_by: str = "", page_size: int = 0) -> list[str]:
+        request = {"parent": PARENT, "filter": flt, "order_by": order_by, "page_size": page_size}
+        return [j.name.rpartition("/")[2] for j in pipelines.list_pipeline_jobs(request=request, **NO_RETRY)]
+
+    assert ids() == ["p-run", "p-new", "p-old"]  # default: create_time desc
+    assert ids(order_by="create_time") == ["p-old", "p-new", "p-run"]
+    assert ids(order_by="end_time desc, create_time", page_size=1) == ["p-run", "p-new", "p-old"]
+    assert ids(f'update_time>"{since}" AND labels.team="ml"') == ["p-new"]
+    assert ids(f'end_time>"{since}" OR state="PIPELINE_STATE_RUNNING"') == ["p-run", "p-new"]
+    assert ids('labels.team="ml" AND NOT state="PIPELINE_STATE_RUNNING"') == ["p-new", "p-old"]
+    job = next(
+        iter(pipelines.list_pipeline_jobs(request={"parent": PARENT, "filter": "labels.team:*"}, **NO_RETRY))
+    )
+    assert dict(job.labels) == {"team": "ml"}
+    for bad in ({"filter": 'state="JOB_STATE_RUNNING"'}, {"order_by": "name"}, {"filter": "labels.team = "}):
+        with pytest.raises(gexc.InvalidArgument):
+            list(pipelines.list_pipeline_jobs(request={"parent": PARENT, **bad}, **NO_RETRY))
+    assert {c["scope"] for c in list_log(sim, service="vertex_pipeline")["calls"]} == {PARENT}
+
+
+def test_batch_prediction_jobs_are_listed_with_their_own_collection_and_labels(
+    sim: Simulator, vertex
+) -> None:
+    start(sim, service="vertex_ai", job_id="7", job_type="batch_prediction_job", labels={"team": "ml"})
+    start(sim, service="vertex_ai", job_id="8", labels={"team": "ml"})
+    listed = list(
+        vertex.list_batch_prediction_jobs(
+            request={"parent": PARENT, "filter": 'labels.team="ml"'}, **NO_RETRY
+        )
+    )
+    assert [j.name for j in listed] == [f"{PARENT}/batchPredictionJobs/7"]
+    assert list_log(sim, service="vertex_ai")["calls"][0]["method"] == "ListBatchPredictionJobs"
+
+
+# ---- Dataproc ListBatches ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batches(simulator: Simulator) -> Iterator[Any]:
+    from google.cloud.dataproc_v1.services.batch_controller.transports import BatchControllerGrpcTransport
+
+    channel = grpc.insecure_channel(simulator.grpc_target)
+    yield dataproc_v1.BatchControllerClient(transport=BatchControllerGrpcTransport(channel=channel))
+    channel.close()
+
+
+def test_batches_filter_on_state_labels_create_time_and_order_by(sim: Simulator, batches) -> None:
+    start(
+        sim,
+        service="dataproc_batch",
+        job_id="b-old",
+        labels={"env": "prod"},
+        started_ago=100,
+        timeline=[{"state": "SUCCEEDED"}],
+    )
+    start(
+        sim,
+        service="dataproc_batch",
+        job_id="b-new",
+        labels={"env": "prod"},
+        type="spark_sql_batch",
+        timeline=[{"state": "RUNNING"}],
+    )
+    start(
+        sim, service="dataproc_batch", job_id="b-dev", labels={"env": "dev"}, timeline=[{"state": "RUNNING"}]
+    )
+    parent = f"projects/{P}/locations/{R}"
+
+    def ids(flt: str = "", order_by: str = "", page_size: int = 0) -> list[str]:
+        request = {"parent": parent, "filter": flt, "order_by": order_by, "page_size": page_size}
+        return [b.name.rpartition("/")[2] for b in batches.list_batches(request=request, **NO_RETRY)]
+
+    assert ids() == ["b-dev", "b-new", "b-old"]  # unspecified order: by id here
+    assert ids(order_by="create_time desc", page_size=1) == ["b-dev", "b-new", "b-old"]
+    assert ids("state = RUNNING and labels.env = prod") == ["b-new"]  # the docs' lower-case "and"
+    assert ids(f'state = SUCCEEDED OR create_time > "{rfc3339(time.time() - 30)}"') == [
+        "b-dev",
+        "b-new",
+        "b-old",
+    ]
+    assert ids(f'create_time < "{rfc3339(time.time() - 30)}"') == ["b-old"]
+    assert ids("batch_id = b-dev") == ["b-dev"]
+    batch = next(
+        iter(batches.list_batches(request={"parent": parent, "filter": "batch_id = b-new"}, **NO_RETRY))
+    )
+    assert dict(batch.labels) == {"env": "prod"} and "spark_sql_batch" in batch
+    for bad in (
+        {"filter": "state = DONE"},
+        {"filter": "runtime_info.output_uri = x"},
+        {"order_by": "create_time"},
+    ):
+        with pytest.raises(gexc.InvalidArgument):
+            list(batches.list_batches(request={"parent": parent, **bad}, **NO_RETRY))
+
+
+# ---- DLI Flink ListFlinkJobs and CDM ShowJobs (all) ------------------------------------------------
+
+
+def test_flink_jobs_started_outside_filter_by_tags_type_and_queue(sim: Simulator) -> None:
+    from huaweicloudsdkdli.v1 import ListFlinkJobsRequest
+
+    client = dli_client(sim)
+    a = start(
+        sim,
+        service="dli_flink",
+        name="ingest-a",
+        tags={"team": "ingest"},
+        type="flink_jar_job",
+        queue_name="q1",
+    )
+    start(sim, service="dli_flink", name="ingest-b", tags={"team": "ingest", "tier": "gold"})
+    start(sim, service="dli_flink", name="ml", tags={"team": "ml"})
+    assert a["job_id"].isdigit() and a["where"]["name"] == "ingest-a"
+    listed = client.list_flink_jobs(ListFlinkJobsRequest(tags="team=ingest")).job_list
+    assert listed.total_count == 2 and [j.name for j in listed.jobs] == ["ingest-b", "ingest-a"]  # id desc
+    assert [
+        j.name
+        for j in client.list_flink_jobs(ListFlinkJobsRequest(tags="team=ingest,tier=gold")).job_list.jobs
+    ] == ["ingest-b"]
+    jar = client.list_flink_jobs(ListFlinkJobsRequest(job_type="flink_jar_job")).job_list.jobs
+    assert [(j.name, j.job_type, j.queue_name) for j in jar] == [("ingest-a", "flink_jar_job", "q1")]
+    assert (
+        client.list_flink_jobs(ListFlinkJobsRequest(queue_name="q1", limit=1, offset=0)).job_list.total_count
+        == 1
+    )
+    with pytest.raises(ClientRequestException):
+        client.list_flink_jobs(ListFlinkJobsRequest(tags="team"))
+    log = list_log(sim, service="dli_flink")
+    assert log["counts"] == {"dli_flink": {"ListFlinkJobs": {f"projects/{P}": 4}}}
+
+
+def test_cdm_lists_every_job_of_a_cluster_with_its_last_run(sim: Simulator) -> None:
+    from huaweicloudsdkcdm.v1 import CdmClient, ShowJobsRequest
+
+    cfg = HttpConfig.get_default_config()
+    cfg.timeout, cfg.retry_times = (2, 5), 0
+    creds = BasicCredentials(sim.core.ak, sim.core.sk, sim.core.project_id)
+    client = (
+        CdmClient.new_builder()
+        .with_credentials(creds)
+        .with_endpoints([sim.http_url])
+        .with_http_config(cfg)
+        .build()
+    )
+    start(
+        sim,
+        service="cdm",
+        job_id="copy-orders",
+        timeline=[{"state": "RUNNING", "duration": 0.3}, {"state": "SUCCEEDED"}],
+    )
+    start(sim, service="cdm", job_id="copy-users", timeline=[{"state": "FAILED"}])
+    start(sim, service="cdm", job_id="never", timeline=None)
+    start(sim, service="cdm", job_id="whole-db", type="BATCH_JOB", timeline=[{"state": "RUNNING"}])
+    listed = client.show_jobs(ShowJobsRequest(cluster_id="sim-cluster", job_name="all", page_size=10))
+    assert listed.total == 3 and [(j.name, j.status) for j in listed.jobs] == [
+        ("copy-orders", "RUNNING"),
+        ("copy-users", "FAILED"),
+        ("never", "NEW"),
+    ]
+    time.sleep(0.35)
+    copies = client.show_jobs(
+        ShowJobsRequest(cluster_id="sim-cluster", job_name="all", filter="COPY", page_size=10)
+    )
+    assert [(j.name, j.status) for j in copies.jobs] == [
+        ("copy-orders", "SUCCEEDED"),
+        ("copy-users", "FAILED"),
+    ]
+    batch = client.show_jobs(ShowJobsRequest(cluster_id="sim-cluster", job_name="all", job_type="BATCH_JOB"))
+    assert [j.name for j in batch.jobs] == ["whole-db"]
+    with pytest.raises(ClientRequestException):
+        client.show_jobs(ShowJobsRequest(cluster_id="sim-cluster", job_name="all", page_size=5))
+    scopes = {c["scope"] for c in list_log(sim, service="cdm")["calls"]}
+    assert scopes == {f"projects/{P}/clusters/sim-cluster"}
