@@ -169,7 +169,8 @@ class SimulatorCore:
         native job type, ``vocabulary.NATIVE_JOB_TYPES``), ``statement``, ``queue_name`` (DLI) and
         ``cluster_name`` (Dataproc). No ``job_id``: a fresh one; no ``timeline``: the default one."""
         meta = {k: fields.pop(k) for k in list(fields) if k in META_KEYS}
-        meta = job_meta(service, meta)
+        spark = service == "dli" and fields.get("job_type") == "spark"
+        meta = job_meta("dli:spark" if spark else service, meta)
         if service == "dli_flink" and "name" in meta:
             fields.setdefault("name", meta["name"])
         meta["origin"] = "control"
@@ -464,7 +465,7 @@ def job_meta(service: str, given: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{service}: at most 64 labels, got {len(value)}.")
             meta["labels"] = {str(k): v for k, v in value.items()}
         elif key == "tags":
-            if service not in TAGGED:
+            if service not in TAGGED:  # "dli:spark": batches carry no tags
                 raise ValueError(f"{service}: jobs have no tags (DLI SQL and Flink only; Google has labels).")
             tags = [{"key": k, "value": v} for k, v in value.items()] if isinstance(value, Mapping) else value
             problem = dli_tags_problem(tags)
@@ -477,6 +478,8 @@ def job_meta(service: str, given: Mapping[str, Any]) -> dict[str, Any]:
             meta["name"] = str(value)
         elif key == "type":
             valid = NATIVE_JOB_TYPES.get(service)
+            if service == "dli:spark":
+                raise ValueError("dli: a Spark batch has no job type besides job_type 'spark'.")
             if valid is None or value not in valid:
                 raise ValueError(
                     f"{service}: unknown job type {value!r}; valid: {', '.join(valid or ('none',))}."

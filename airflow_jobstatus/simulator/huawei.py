@@ -357,27 +357,53 @@ class HuaweiApi:
     # ---- DLI Spark ----------------------------------------------------------------------------------
 
     async def spark_list(self, request: web.Request) -> web.StreamResponse:
-        """Querying Batch Job List: batches newest first, by ``state`` (case-insensitive), ``from``/``size``."""
+        """Querying Batch Job List (ListSparkJobs): batches by ``state`` (case-insensitive),
+        ``queue_name`` or ``cluster_name`` (the queue), ``job_name``, ``job-id``, ``start``/``end``
+        (ms: created at or after / at or before), ``order`` (CREATE_TIME_DESC, the default,
+        CREATE_TIME_ASC, DURATION_DESC, DURATION_ASC), ``from`` (index, from 0) and ``size``
+        (default 100)."""
+        query = request.query
         try:
-            start = int(request.query.get("from", "0"))
-            size = int(request.query.get("size", "100"))
+            start = int(query.get("from", "0"))
+            size = int(query.get("size", "100"))
+            since = int(query["start"]) if query.get("start") else None
+            until = int(query["end"]) if query.get("end") else None
         except ValueError:
             start = size = -1
-        if start < 0 or size < 1:
-            return _response(dli_error(400, "DLI.0001", "from must be >= 0 and size >= 1."))
-        state = request.query.get("state", "").lower()
+            since = until = None
+        order = query.get("order", "CREATE_TIME_DESC")
+        orders = ("CREATE_TIME_DESC", "CREATE_TIME_ASC", "DURATION_DESC", "DURATION_ASC")
+        if start < 0 or size < 1 or order not in orders:
+            return _response(
+                dli_error(400, "DLI.0001", f"from must be >= 0, size >= 1, order one of {orders}.")
+            )
+        state = query.get("state", "").lower()
+        queue = query.get("queue_name") or query.get("cluster_name")
+        name, job_id = query.get("job_name"), query.get("job-id")
+
+        def keeps(entry: dict[str, Any]) -> bool:
+            if (state and str(entry["state"]).lower() != state) or (queue and entry["queue"] != queue):
+                return False
+            if (name and entry.get("name") != name) or (job_id and entry["id"] != job_id):
+                return False
+            created = entry["create_time"]
+            return (since is None or created >= since) and (until is None or created <= until)
 
         def respond() -> Answer:
             batches = [
-                job
-                for job in self.core.listed_jobs("dli", job_type="spark")
-                if not state or str(job.state_at()).lower() == state
+                entry
+                for entry in (
+                    bodies.spark_list_entry(job) for job in self.core.listed_jobs("dli", job_type="spark")
+                )
+                if keeps(entry)
             ]
-            batches.sort(key=lambda job: (-job.created_wall, job.job_id))
-            sessions = [bodies.spark_list_entry(job) for job in batches[start : start + size]]
+            field = "duration" if order.startswith("DURATION") else "create_time"
+            desc = order.endswith("_DESC")
+            batches.sort(key=lambda e: (-e[field] if desc else e[field], e["id"]))
+            sessions = batches[start : start + size]
             return Answer(200, {"from": start, "total": len(batches), "sessions": sessions})
 
-        scope = f"projects/{request.match_info.get('project_id')}"
+        scope = f"projects/{request.match_info.get('project_id')}" + (f"/queues/{queue}" if queue else "")
         page = str(start)
         return await self._serve(request, "dli", None, "ListSparkJobs", respond, scope=scope, page=page)
 

@@ -421,10 +421,11 @@ def spark_list_entry(job: SimJob) -> dict[str, Any]:
         "log": [],
         "sc_type": "A",
         "cluster_name": "default",
-        "queue": "default",
+        "queue": str(job.meta.get("queue_name") or "default"),
         "create_time": _ms(job.created_wall),
         "update_time": _ms(snap["state_start_wall"]),
         "duration": max(0, _ms(end) - _ms(job.created_wall)),
         "owner": DLI_OWNER,
         "kind": "",
+        **({"name": str(job.meta["name"])} if job.meta.get("name") else {}),
     }

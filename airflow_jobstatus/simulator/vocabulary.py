@@ -78,8 +78,8 @@ NATIVE_JOB_TYPES: dict[str, tuple[str, ...]] = {
 LABELLED = frozenset({"dataproc", "dataflow", "vertex_ai", "dataproc_batch", "vertex_pipeline"})
 TAGGED = frozenset({"dli", "dli_flink"})
 #: Services whose jobs have a name besides their id (Dataflow ``name``, Vertex AI ``display_name``,
-#: DLI Flink ``name``); a CDM job's name is its id.
-NAMED = frozenset({"dataflow", "vertex_ai", "vertex_pipeline", "dli_flink"})
+#: DLI Flink ``name``, a DLI Spark batch's ``name``); a CDM job's name is its id.
+NAMED = frozenset({"dataflow", "vertex_ai", "vertex_pipeline", "dli_flink", "dli:spark"})
 
 #: Native enum names of the Google services (as the SDKs spell them); checked when a timeline is added
 #: because a misspelt name could not be put on the wire. An int is accepted too (an unknown enum value).

@@ -572,3 +572,37 @@ def test_cdm_lists_every_job_of_a_cluster_with_its_last_run(sim: Simulator) -> N
         client.show_jobs(ShowJobsRequest(cluster_id="sim-cluster", job_name="all", page_size=5))
     scopes = {c["scope"] for c in list_log(sim, service="cdm")["calls"]}
     assert scopes == {f"projects/{P}/clusters/sim-cluster"}
+
+
+def test_spark_batches_started_outside_filter_by_queue_name_and_time(sim: Simulator) -> None:
+    from huaweicloudsdkdli.v1 import ListSparkJobsRequest
+
+    client = dli_client(sim)
+    start(
+        sim,
+        service="dli",
+        job_type="spark",
+        name="nightly",
+        queue_name="q1",
+        timeline=[{"state": "success"}],
+        started_ago=100,
+    )
+    start(sim, service="dli", job_type="spark", name="hourly", queue_name="q1")
+    start(sim, service="dli", job_type="spark", queue_name="q2")
+    listed = client.list_spark_jobs(ListSparkJobsRequest(queue_name="q1"))
+    assert listed.total == 2 and [s.state for s in listed.sessions] == ["starting", "success"]  # newest first
+    recent = client.list_spark_jobs(
+        ListSparkJobsRequest(queue_name="q1", start=int((time.time() - 50) * 1000))
+    )
+    assert recent.total == 1
+    assert (
+        client.list_spark_jobs(ListSparkJobsRequest(job_name="nightly", order="CREATE_TIME_ASC")).total == 1
+    )
+    with pytest.raises(ClientRequestException):
+        client.list_spark_jobs(ListSparkJobsRequest(order="NEWEST"))
+    scopes = list_log(sim, service="dli", log="false")["counts"]["dli"]["ListSparkJobs"]
+    assert scopes == {f"projects/{P}/queues/q1": 2, f"projects/{P}": 1}
+    answer = HTTP.post(
+        sim.http_url + "/_sim/jobs", json={"service": "dli", "job_type": "spark", "tags": {"a": "b"}}
+    )
+    assert answer.status_code == 400 and "no tags" in answer.json()["error_msg"]
