@@ -168,11 +168,7 @@ class SimulatorCore:
         or ``[{key, value}]``), ``name`` (Dataflow, Vertex AI, DLI Flink), ``type`` (the service's
         native job type, ``vocabulary.NATIVE_JOB_TYPES``), ``statement``, ``queue_name`` (DLI) and
         ``cluster_name`` (Dataproc). No ``job_id``: a fresh one; no ``timeline``: the default one."""
-        meta = {k: fields.pop(k) for k in list(fields) if k in META_KEYS}
-        spark = service == "dli" and fields.get("job_type") == "spark"
-        meta = job_meta("dli:spark" if spark else service, meta)
-        if service == "dli_flink" and "name" in meta:
-            fields.setdefault("name", meta["name"])
+        meta = split_meta(service, fields)
         meta["origin"] = "control"
         job_id = str(job_id) if job_id else self.new_id(service)
         if timeline is None:
@@ -289,7 +285,17 @@ class SimulatorCore:
                 # A CDM job that exists but was never started: DAGs start it with StartJob.
                 self.define_cdm_job(entry["job_id"], **where)
                 continue
-            added.append(self.add_job(entry["service"], entry["job_id"], entry["timeline"], **where))
+            started_ago = where.pop("started_ago", 0.0)
+            meta = split_meta(entry["service"], where)
+            job = self.add_job(
+                entry["service"],
+                entry["job_id"],
+                entry["timeline"],
+                meta=meta,
+                started_ago=started_ago,
+                **where,
+            )
+            added.append(job)
         return added
 
     # ---- faults -----------------------------------------------------------------------------------
@@ -441,11 +447,23 @@ class SimulatorCore:
                 "calls": {s: sum(c.values()) for s, c in self._calls.items()},
                 "calls_by_method": {s: dict(m) for s, m in self._method_calls.items()},
                 "total_calls": self._total_calls,
+                "list_calls": len(self._list_calls),
                 "faults": self.pending_faults(),
             }
 
 
 META_KEYS = frozenset({"labels", "tags", "name", "type", "statement", "queue_name", "cluster_name"})
+
+
+def split_meta(service: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Move the ``META_KEYS`` out of ``fields`` (leaving where-keys) and check them (``job_meta``);
+    a DLI Flink job's ``name`` stays a where-key too."""
+    given = {k: fields.pop(k) for k in list(fields) if k in META_KEYS}
+    spark = service == "dli" and fields.get("job_type") == "spark"
+    meta = job_meta("dli:spark" if spark else service, given)
+    if service == "dli_flink" and "name" in meta:
+        fields.setdefault("name", meta["name"])
+    return meta
 
 
 def job_meta(service: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -606,3 +606,35 @@ def test_spark_batches_started_outside_filter_by_queue_name_and_time(sim: Simula
         sim.http_url + "/_sim/jobs", json={"service": "dli", "job_type": "spark", "tags": {"a": "b"}}
     )
     assert answer.status_code == 400 and "no tags" in answer.json()["error_msg"]
+
+
+def test_scenarios_and_submitted_jobs_carry_labels_and_types(sim: Simulator, dataproc) -> None:
+    sim.load_scenarios(
+        [
+            {
+                "service": "dataflow",
+                "job_id": "s1",
+                "timeline": [{"state": "JOB_STATE_DONE"}],
+                "labels": {"a": "b"},
+            },
+            {
+                "service": "dli_flink",
+                "job_id": "42",
+                "timeline": [{"state": "job_running"}],
+                "tags": {"t": "v"},
+            },
+        ]
+    )
+    assert sim.get_job("dataflow", "s1").meta == {"labels": {"a": "b"}}  # type: ignore[union-attr]
+    flink = sim.get_job("dli_flink", "42")
+    assert flink is not None and flink.meta["tags"] == [{"key": "t", "value": "v"}]
+    job = dataproc_v1.Job(
+        placement=dataproc_v1.JobPlacement(cluster_name="c9"),
+        pyspark_job=dataproc_v1.PySparkJob(main_python_file_uri="gs://b/m.py"),
+        labels={"team": "ingest"},
+    )
+    made = dataproc.submit_job(project_id=P, region=R, job=job, **NO_RETRY)
+    request = {"project_id": P, "region": R, "filter": "labels.team = ingest"}
+    (listed,) = list(dataproc.list_jobs(request=request, **NO_RETRY))
+    assert listed.reference.job_id == made.reference.job_id and "pyspark_job" in listed
+    assert listed.placement.cluster_name == "c9" and dict(listed.labels) == {"team": "ingest"}
