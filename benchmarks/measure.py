@@ -190,3 +190,126 @@ def base_env(sim: SimProcess, home: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+# -- the garbage collector at 10,000 waits, side by side (issue 27 item 3) ---------------------------
+#
+# ``.venv/bin/python benchmarks/measure.py gc --tree before=/tmp/parent --tree after=. --n 10000``:
+# per tree (a checkout of the package; its ``airflow_jobstatus`` is put first on PYTHONPATH, the
+# runner is this directory's ``fleet.py``), the tracked objects per waiting trigger of each service
+# (``BENCH_GC_CENSUS``, a separate run: the census pauses the loop) and the mixed fleet at ``--n`` with
+# CPython's default thresholds: loop lag and full-collection pauses. Trees alternate, in one run.
+
+GC_SERVICES = ("dataproc", "dataflow", "vertex_ai", "cdm", "dli")
+
+
+def census(sim: SimProcess, env: dict[str, str], service: str, n: int, poll: float) -> dict[str, Any]:
+    """Tracked objects per waiting trigger of ``service`` (``n`` waits on jobs that outlast the census)."""
+    with tempfile.TemporaryDirectory(prefix="bench-census-") as tmp:
+        out = Path(tmp) / "census.json"
+        runner = [env.get("BENCH_PYTHON", "python"), str(HERE / "fleet.py")]
+        run_fleet(
+            sim,
+            runner,
+            {**env, "BENCH_GC_CENSUS": str(out)},
+            n=n,
+            services=(service,),
+            poll=poll,
+            end_range=(5 * poll, 5 * poll + 1),
+            stagger=poll,
+            seed=8,
+            label="census",
+        )
+        import json
+
+        return dict(json.loads(out.read_text(encoding="utf-8")))
+
+
+def _gc_main(argv: list[str]) -> int:
+    import argparse
+    import json
+    import sys
+
+    from common import write_json
+
+    p = argparse.ArgumentParser(prog="measure.py gc")
+    p.add_argument("--tree", action="append", required=True, help="LABEL=PATH (a checkout of the package)")
+    p.add_argument("--n", type=int, default=10000, help="mixed fleet size (0: none)")
+    p.add_argument("--census-n", type=int, default=1000, help="waits per service in the census (0: none)")
+    p.add_argument("--services", default=",".join(GC_SERVICES))
+    p.add_argument("--poll", type=float, default=10.0)
+    p.add_argument("--end", default="30,60")
+    p.add_argument("--env", action="append", default=[], help="LABEL:NAME=VALUE for one tree's runner")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "gc-latest.json")
+    p.add_argument("--sim-tree", help="the checkout the simulator runs from (default: the first --tree)")
+    args = p.parse_args(argv)
+    trees = [tuple(t.split("=", 1)) for t in args.tree]
+    extra: dict[str, dict[str, str]] = {}
+    for item in args.env:
+        label, assignment = item.split(":", 1)
+        name, value = assignment.split("=", 1)
+        extra.setdefault(label, {})[name] = value
+    services = tuple(s for s in args.services.split(",") if s)
+    end = tuple(float(x) for x in args.end.split(","))
+    results: dict[str, Any] = {"load_average_start": os.getloadavg(), "census": {}, "fleet": {}}
+    sim_tree = str(Path(args.sim_tree or trees[0][1]).resolve())
+    sim_env = {**os.environ, "PYTHONPATH": sim_tree}
+    with tempfile.TemporaryDirectory(prefix="bench-home-") as home, SimProcess(env=sim_env) as sim:
+        env = base_env(sim, home)
+        envs = {
+            label: {
+                **env,
+                "PYTHONPATH": str(Path(path).resolve()),
+                "BENCH_PYTHON": sys.executable,
+                **extra.get(label, {}),
+            }
+            for label, path in trees
+        }
+        for service in services if args.census_n else ():
+            for label, _ in trees:
+                row = census(sim, envs[label], service, args.census_n, args.poll)
+                results["census"].setdefault(service, {})[label] = row
+                print(
+                    f"census {service:10s} {label:8s} {row['per_wait']:7.1f} tracked objects per wait",
+                    flush=True,
+                )
+        for label, _ in trees if args.n else ():
+            row = run_fleet(
+                sim,
+                [sys.executable, str(HERE / "fleet.py")],
+                envs[label],
+                n=args.n,
+                services=services,
+                poll=args.poll,
+                end_range=(end[0], end[1]),
+                stagger=args.poll,
+                seed=8,
+                label=label,
+            )
+            results["fleet"][label] = row
+            write_json(args.out, results)
+            if row["loop_lag_ms"].get("p99") is None:
+                print(f"fleet {args.n} {label}: no figures: {row.get('outcomes')} {row.get('first_errors')}")
+                continue
+            gen2 = row["gc_pauses"].get("gen2", {})
+            print(
+                f"fleet {args.n} {label:8s} lag p99 {row['loop_lag_ms']['p99']:.1f} ms max "
+                f"{row['loop_lag_ms']['max']:.1f} ms; full GCs {gen2.get('count')} "
+                f"(max {gen2.get('max_ms', 0):.0f} ms, total {gen2.get('total_ms', 0):.0f} ms); "
+                f"detection p99 {row['detection_s']['p99']}; calls/min {row['calls_ratio_to_min']:.3f}; "
+                f"rss/wait {row['rss_per_trigger_kib'] or float('nan'):.1f} KiB; frozen {row['gc_frozen']}; "
+                f"outcomes {row['outcomes']}",
+                flush=True,
+            )
+    results["load_average_end"] = os.getloadavg()
+    write_json(args.out, results)
+    print(json.dumps({"wrote": str(args.out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["gc"]:
+        raise SystemExit("usage: measure.py gc --tree LABEL=PATH [--tree ...] [--n N] (see _gc_main)")
+    raise SystemExit(_gc_main(sys.argv[2:]))

@@ -1,13 +1,19 @@
-"""Opt-in garbage-collector thresholds for a triggerer holding thousands of waits.
+"""The garbage collector in a triggerer holding thousands of waits: a freeze by default, thresholds opt-in.
 
-With CPython's default thresholds (700, 10, 10) a full collection runs every few seconds once a
-triggerer holds ~10,000 waiting triggers, and each one walks every live object of Airflow, the SDKs
-and the triggers with the event loop stopped: 0.4-1.5 s a pause on the benchmark machine, so polls
-bunch up and fall behind their interval (benchmarks/results/notes.md). ``[jobstatus]
-triggerer_gc_threshold`` (e.g. ``700,10,1000``) is applied with ``gc.set_threshold`` once per process,
-by the first of this provider's triggers to run in a triggerer. The process-wide policy is the
-deployment's to choose, so nothing changes unless it is set; a triggerer that reaches
-``MANY_WAITS`` of this provider's waits without it says so once.
+A full collection walks every tracked object with the event loop stopped. In a triggerer most of
+them are Airflow's, the SDKs' and the providers' import-time objects (~200,000: ~180 ms a walk on
+the benchmark machine), which live as long as the process. ``[jobstatus] triggerer_gc_freeze``
+(default True): once per service, after the first read of that service's first wait in this process
+(its SDK and client are imported by then), ``gc.collect(1)`` then ``gc.freeze()`` move everything
+alive into the permanent generation, so later full collections walk only the objects created after
+(the waits themselves). It is process-wide: the other providers' triggers of the triggerer get the
+shorter collections too; what is alive at a freeze and later becomes cyclic garbage is not freed
+(Airflow's DAG processor and LocalExecutor freeze the same way). ``False`` leaves the collector alone.
+
+``[jobstatus] triggerer_gc_threshold`` (e.g. ``700,10,1000``, unset by default) is applied with
+``gc.set_threshold`` once per process, by the first of this provider's triggers to run in a
+triggerer: for fleets beyond what the freeze keeps short (benchmarks/results/notes.md). A triggerer
+that reaches ``MANY_WAITS`` of this provider's waits without it says so once.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import gc
 from typing import Any
 
 SECTION, KEY = "jobstatus", "triggerer_gc_threshold"
-#: Waits in one process from which the log suggests the setting (once).
+FREEZE_KEY = "triggerer_gc_freeze"
+#: Waits in one process from which the log suggests the threshold setting (once).
 MANY_WAITS = 2000
 #: The value the deployment guide and the benchmarks use.
 RECOMMENDED = "700,10,1000"
 
 _state = {"applied": False, "suggested": False, "waits": 0}
+#: Services whose first read in this process has been followed by a freeze (or that need none).
+_frozen_for: set[str] = set()
 
 
 def parse_thresholds(text: str) -> tuple[int, int, int]:
@@ -81,3 +90,45 @@ def wait_started(log: Any) -> None:
 
 def wait_ended() -> None:
     _state["waits"] -= 1
+
+
+def freeze_enabled() -> bool:
+    """``[jobstatus] triggerer_gc_freeze`` (default True); a value that is not a boolean is an error."""
+    from airflow_jobstatus.core.compat import conf
+
+    text = str(conf.get(SECTION, FREEZE_KEY, fallback="True") or "True").strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"[{SECTION}] {FREEZE_KEY} must be True or False, got {text!r}.")
+
+
+def after_first_read(service: str, log: Any) -> None:
+    """After a wait's first read in a triggerer: the first time for ``service``, freeze what is alive.
+
+    Cheap after the first call per service (a set lookup). ``gc.collect(1)`` first frees the young
+    garbage (the old generation is not collected: that is the long pause this avoids).
+    """
+    if service in _frozen_for:
+        return
+    _frozen_for.add(service)
+    try:
+        enabled = freeze_enabled()
+    except ValueError as err:  # a bad setting must not fail waits: say so and do not freeze
+        log.error("%s Not freezing.", err)
+        return
+    if not enabled:
+        return
+    before = gc.get_freeze_count()
+    gc.collect(1)
+    gc.freeze()
+    log.info(
+        "[%s] %s: %d objects alive after the first %s read moved out of the garbage collector's walks "
+        "(gc.freeze; %d frozen in this process).",
+        SECTION,
+        FREEZE_KEY,
+        gc.get_freeze_count() - before,
+        service,
+        gc.get_freeze_count(),
+    )

@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -83,8 +83,17 @@ class RetryPolicy:
 
     @classmethod
     def for_wait(cls, args: WaitArgs) -> RetryPolicy:
-        """The policy of a wait, from its task's or trigger's arguments."""
-        return cls(args.error_budget, max_backoff=args.max_backoff, not_found_grace=args.not_found_grace)
+        """The policy of a wait, from its task's or trigger's arguments: one shared (immutable) instance
+        per distinct value, not one per wait (one garbage-collected object fewer per waiting trigger)."""
+        key = (cls, float(args.error_budget), float(args.max_backoff), float(args.not_found_grace))
+        policy = _POLICIES.get(key)
+        if policy is None:
+            policy = cls(
+                args.error_budget, max_backoff=args.max_backoff, not_found_grace=args.not_found_grace
+            )
+            if len(_POLICIES) < _MAX_SHARED_POLICIES:
+                _POLICIES[key] = policy
+        return policy
 
     @classmethod
     def for_cancel(cls, budget: float = CANCEL_ERROR_BUDGET) -> RetryPolicy:
@@ -101,6 +110,15 @@ class RetryPolicy:
         if retry_after is not None and retry_after > 0:
             delay = max(delay, min(retry_after, self.max_backoff))
         return delay
+
+
+_POLICIES: dict[tuple[Any, ...], RetryPolicy] = {}
+_MAX_SHARED_POLICIES = 256
+
+#: One entry of ``JobWatch`` history: (at, state, progress, tasks done, tasks total). A tuple of
+#: atomic values, which CPython stops tracking after one collection: a dict and a list per entry
+#: would stay in every full collection's walk for the whole wait.
+HistoryEntry = tuple[str, str, float | None, int, int]
 
 
 def progress_line(status: JobStatus) -> str:
@@ -123,7 +141,32 @@ def _needs_attention(status: JobStatus) -> bool:
 
 
 class JobWatch:
-    """Per-wait state: the error streak, the last state seen, and the success/failure rules."""
+    """Per-wait state: the error streak, the last state seen, and the success/failure rules.
+
+    Thousands of them live in one triggerer for the whole wait, so a watch holds as few
+    garbage-collected objects as it can (``wait/gc.py``): slots, a shared ``RetryPolicy``, no list
+    before there is something to keep, history entries as tuples.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_error_since",
+        "_history",
+        "_last_key",
+        "_seen_running_wall",
+        "clock",
+        "errors",
+        "failure_states",
+        "last_sub_jobs",
+        "log",
+        "on_status",
+        "policy",
+        "polls",
+        "service",
+        "started_at",
+        "started_wall",
+        "success_states",
+    )
 
     @classmethod
     def for_wait(cls, args: WaitArgs, log: Any) -> JobWatch:
@@ -171,11 +214,11 @@ class JobWatch:
         self.errors = 0
         self._error_since: float | None = None
         self._last_key: tuple[str, str, str | None] | None = None
-        #: The last non-empty subjob list (a finished DLI job stops listing them).
-        self.last_sub_jobs: list[dict[str, Any]] = []
+        #: The last non-empty subjob list (a finished DLI job stops listing them); () until then.
+        self.last_sub_jobs: Sequence[dict[str, Any]] = ()
         #: One compact entry per change of state, progress or task counts, the last HISTORY_LIMIT kept
         #: (a list: a deque(maxlen=...) costs ~700 bytes per wait before its first entry).
-        self.history: list[dict[str, Any]] = []
+        self._history: list[HistoryEntry] | None = None  # a list from the first entry on
 
     # -- deciding ------------------------------------------------------------------------------
     def verdict(self, status: JobStatus) -> Verdict:
@@ -232,15 +275,26 @@ class JobWatch:
         if status.sub_jobs:
             self.last_sub_jobs = [dict(s) for s in status.sub_jobs]
         done, total = status.task_counts()
-        entry = {"state": status.state.value, "progress": status.progress, "tasks": [done, total]}
-        if not self.history or {k: self.history[-1][k] for k in entry} != entry:
-            self.history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry})
-            if len(self.history) > HISTORY_LIMIT:
-                del self.history[0]
+        history = self._history
+        if history is None or history[-1][1:] != (status.state.value, status.progress, done, total):
+            entry = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), status.state.value, status.progress)
+            if history is None:
+                history = self._history = []
+            history.append((*entry, done, total))
+            if len(history) > HISTORY_LIMIT:
+                del history[0]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The progress history as JSON entries: ``at``, ``state``, ``progress``, ``tasks`` [done, total]."""
+        return [
+            {"at": at, "state": state, "progress": progress, "tasks": [done, total]}
+            for at, state, progress, done, total in self._history or ()
+        ]
 
     def snapshot(self) -> dict[str, Any]:
         """What the wait saw, as plain JSON: the last subjobs and the progress history."""
-        return {"last_sub_jobs": self.last_sub_jobs, "progress_history": list(self.history)}
+        return {"last_sub_jobs": list(self.last_sub_jobs), "progress_history": self.history}
 
     # -- errors --------------------------------------------------------------------------------
     def on_error(self, err: Exception) -> float:
