@@ -53,8 +53,10 @@ class HarnessCore(SimulatorCore):
         method: str,
         detail: Any = None,
         headers: Mapping[str, Any] | None = None,
+        **list_call: Any,
     ) -> None:
-        super().record_call(service, job_id, method, detail=detail, headers=headers)
+        # ``list_call``: a list call's scope and page, kept in the core's list-call log (list_calls).
+        super().record_call(service, job_id, method, detail=detail, headers=headers, **list_call)
         key = (service, "" if job_id is None else str(job_id))
         with self._lock:
             self.log.append(
