@@ -238,25 +238,38 @@ def watched_page(op: Operation, data: Mapping[str, Any]) -> tuple[list[Any], Ope
     return jobs, replace(op, query=(("page_no", str(page + 1)), ("page_size", str(WATCH_PAGE_SIZE))))
 
 
-def _run_of(entry: Mapping[str, Any]) -> str:
-    value = entry.get("last-update-date")
-    return str(int(value)) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+def _epoch_ms(entry: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of ``keys`` that holds a positive epoch-ms number (the list sends ints or digit strings)."""
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return int(value)
+    return None
+
+
+#: A listed job's last run: created at ``execute_create_date``, last changed at ``execute_update_date``
+#: (SDK ``Job``; ``update-date`` is the definition's). ``last-update-date`` is a run status's key.
+_RUN_CREATED = ("execute_create_date", "execute_start_date", "last-update-date")
+_RUN_CHANGED = ("execute_update_date", "last-update-date", "update-date")
 
 
 def watched(entry: Any, scope: Mapping[str, Any]) -> Watched:
-    """A listed job: its name, its latest run's ``status`` and ``last-update-date`` (epoch ms)."""
+    """A listed job: its name, its last run's ``status``, start and last change (epoch ms)."""
     if not isinstance(entry, Mapping) or not entry.get("name"):
         raise bad_response(NAME, "(job list)", "a listed job has no name")
     ref = CdmJobRef(cluster_id=str(scope["cluster_id"]), job_name=str(entry["name"]))
     native = str(entry.get("status") or NO_SUBMISSION)
     state = JobState.PENDING if native == NO_SUBMISSION else STATES.normalize(native)
+    run, changed = _epoch_ms(entry, *_RUN_CREATED), _epoch_ms(entry, *_RUN_CHANGED)
     return Watched(
         status=JobStatus(NAME, ref.display_id, state, native),
         ref=ref,
         name=ref.job_name,
         job_type=str(entry.get("type") or ""),
-        changed_at=_ended_at(entry),
-        run=_run_of(entry),  # a job name runs again: one event per run
+        changed_at=None if changed is None else changed / 1000.0,
+        run="" if run is None else str(run),  # a job name runs again: one event per run
     )
 
 

@@ -15,6 +15,7 @@ from airflow_jobstatus.events.filters import (
     dedupe_key,
 )
 from airflow_jobstatus.services import get_service
+from airflow_jobstatus.services.base import Watched
 from airflow_jobstatus.triggers.job_events import JobEventTrigger
 from tests.unit.fakes_watch import job
 
@@ -216,12 +217,21 @@ def test_a_cdm_job_that_runs_again_fires_once_per_run() -> None:
     flt = WatchFilter.build(service="cdm", servable=get_service("cdm").watching.filters)  # type: ignore[union-attr]
     t = Tracker.fresh("cdm", flt, 0.0, now=START)
     scope = {"cluster_id": "c1"}
-    first = cdm.watched(
-        {"name": "sync", "status": "SUCCEEDED", "last-update-date": (START + 10) * 1000}, scope
-    )
-    again = cdm.watched(
-        {"name": "sync", "status": "SUCCEEDED", "last-update-date": (START + 99) * 1000}, scope
-    )
-    assert keys(t.decide([first], START + 20)) == [f"cdm:c1/sync@{int((START + 10) * 1000)}:SUCCEEDED"]
+
+    def listed(created: float, ended: float) -> Watched:  # the job list's keys (SDK ``Job``)
+        return cdm.watched(
+            {
+                "name": "sync",
+                "status": "SUCCEEDED",
+                "update-date": START * 1000,  # the definition's, not the run's
+                "execute_create_date": int(created * 1000),
+                "execute_update_date": str(int(ended * 1000)),
+            },
+            scope,
+        )
+
+    first, again = listed(START + 5, START + 10), listed(START + 90, START + 99)
+    assert first.changed_at == START + 10 and again.changed_at == START + 99
+    assert keys(t.decide([first], START + 20)) == [f"cdm:c1/sync@{int((START + 5) * 1000)}:SUCCEEDED"]
     assert t.decide([first], START + 30) == []
     assert len(t.decide([again], START + 100)) == 1  # the next run's success is its own event

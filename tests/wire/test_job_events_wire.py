@@ -77,12 +77,21 @@ CASES: dict[str, dict[str, Any]] = {
         "list": "ListFlinkJobs",
         "ids": {"w-run": "901", "w-ok": "902", "w-bad": "903"},
     },
+    "cdm": {
+        "scope": {"cluster_id": "c1"},
+        "run": [{"state": "RUNNING"}],
+        "ok": [{"state": "RUNNING", "duration": 0.2}, {"state": "SUCCEEDED"}],
+        "bad": [{"state": "RUNNING", "duration": 0.2}, {"state": "FAILED"}],
+        "list": "ShowJobs",
+        "where": {"cluster_id": "c1"},  # a job is named in its cluster; listed as cluster/name
+        "shown": {"w-run": "c1/w-run", "w-ok": "c1/w-ok", "w-bad": "c1/w-bad"},
+    },
 }
 SERVICES = [s for s in CASES if not s.startswith("vertex") or vertex_available()]
 
 
 def add(sim: Simulator, case_name: str, job_id: str, which: str) -> None:
-    extra = {"job_type": "spark"} if case_name == "dli:spark" else {}
+    extra = {"job_type": "spark"} if case_name == "dli:spark" else dict(CASES[case_name].get("where", {}))
     job_id = CASES[case_name].get("ids", {}).get(job_id, job_id)
     sim.add_job(case_name.split(":")[0], job_id, [dict(p) for p in CASES[case_name][which]], **extra)
 
@@ -103,7 +112,7 @@ def test_every_listed_job_reads_as_watched(sim: Simulator, case_name: str) -> No
     add(sim, case_name, "w-bad", "bad")
     time.sleep(0.6)  # both ended
     listed = asyncio.run(closing(make_hook(service).alist_jobs(case["scope"])))
-    names = {v: k for k, v in case.get("ids", {}).items()}
+    names = {v: k for k, v in case.get("shown", case.get("ids", {})).items()}
     by_id = {names.get(w.status.job_id, w.status.job_id): w for w in listed}
     assert {"w-run", "w-ok", "w-bad"} <= set(by_id)
     assert by_id["w-run"].status.state.value == "RUNNING"
