@@ -9,9 +9,11 @@ The package is tested on 3.1.8, 3.2.2 and 3.3.2 (``make test-matrix``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 try:  # Airflow >= 3.2: the task SDK has its own configuration and exceptions
     from airflow.sdk.configuration import conf
@@ -41,9 +43,14 @@ except ImportError:  # pragma: no cover - Airflow 3.1
     )
 
 try:
-    from airflow.sdk.log import mask_secret
+    from airflow.sdk.log import mask_secret as _airflow_mask_secret
 except ImportError:  # pragma: no cover - older task SDKs
-    from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+    from airflow.sdk.execution_time.secrets_masker import (  # type: ignore[no-redef]
+        mask_secret as _airflow_mask_secret,
+    )
+
+
+T = TypeVar("T")
 
 
 def default_deferrable() -> bool:
@@ -51,15 +58,86 @@ def default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
-async def amask_secret(secret: Any) -> None:
-    """Register a secret with the masker from async code (the async call where the SDK has one)."""
+def _loop_only_comms() -> Any | None:
+    """Airflow 3.1's trigger runner channel to its supervisor when this process is one, else None.
+
+    3.1's ``TriggerCommsDecoder`` reads answers in order on one stream under an ``asyncio.Lock`` of
+    the runner's loop; its sync ``send`` from another thread runs the request on a private loop
+    (``async_to_sync``), outside that lock, so two requests at once (a worker thread's and the
+    loop's) read each other's answers: "Response read out of order!" kills the trigger runner. 3.2+
+    bridge such calls to the runner's loop themselves (``start_reader``, answers matched by id).
+    """
+    comms = _trigger_comms()
+    return None if comms is None or hasattr(comms, "start_reader") else comms
+
+
+def _trigger_comms() -> Any | None:
+    """The trigger runner's ``TriggerCommsDecoder`` when this process is a triggerer's runner, else None."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover
+        return None
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms if hasattr(comms, "_async_reader") else None
+
+
+def _trigger_loop_for_thread() -> asyncio.AbstractEventLoop | None:
+    """The 3.1 trigger runner's loop when the calling thread is not running it, else None."""
+    comms = _loop_only_comms()
+    reader = getattr(comms, "_async_reader", None)
+    loop: asyncio.AbstractEventLoop | None = getattr(reader, "_loop", None)  # a StreamReader's loop
+    if loop is None or not loop.is_running():
+        return None
+    try:
+        if asyncio.get_running_loop() is loop:
+            return None
+    except RuntimeError:  # no loop in this thread: a worker thread
+        pass
+    return loop
+
+
+def supervisor_call(call: Callable[..., T], acall: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``call(*args)``, a sync request to the task's supervisor (a connection read, a secret to mask).
+
+    In a worker thread of Airflow 3.1's trigger runner, ``acall(*args)`` runs on the runner's loop
+    instead and this thread waits for it, as 3.2+ do by themselves: 3.1 cannot take a request from
+    another thread (``_loop_only_comms``). Everywhere else it is just ``call(*args)``.
+    """
+    loop = _trigger_loop_for_thread()
+    if loop is None:
+        return call(*args)
+    return asyncio.run_coroutine_threadsafe(_awaited(acall(*args)), loop).result()
+
+
+async def _awaited(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def mask_secret(secret: Any, name: str | None = None) -> None:
+    """Airflow's ``mask_secret`` (this process's masker and the supervisor's); from any thread."""
+    supervisor_call(_airflow_mask_secret, amask_secret, secret, name)
+
+
+async def amask_secret(secret: Any, name: str | None = None) -> None:
+    """Register a secret with the masker from async code (the async call where the SDK has one).
+
+    Airflow 3.1 has none, and its ``mask_secret`` on the trigger runner's loop masks in this process
+    only (``async_to_sync`` refuses to run on the loop; the request is dropped), so the supervisor's
+    copy is sent here, on the loop, like any other request of a trigger. 3.2's ``mask_secret`` sends
+    it from the loop itself (through the trigger's greenback portal).
+    """
     from airflow.sdk import log as sdk_log
 
     amask = getattr(sdk_log, "amask_secret", None)
     if amask is not None:
-        await amask(secret)
-    else:
-        mask_secret(secret)
+        await amask(secret, name)
+        return
+    _airflow_mask_secret(secret, name)
+    comms = _loop_only_comms()
+    if comms is not None:
+        from airflow.sdk.execution_time.comms import MaskSecret
+
+        await shielded(comms.asend(MaskSecret(value=secret, name=name)))
 
 
 def task_state_store(context: Any) -> Any | None:
@@ -233,6 +311,7 @@ __all__ = [
     "progress_store",
     "shielded",
     "stats_if_active",
+    "supervisor_call",
     "task_state_store",
     "trigger_on_kill",
     "trigger_renders_templates",

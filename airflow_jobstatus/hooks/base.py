@@ -39,11 +39,14 @@ class JobStatusHook(BaseHook, Generic[R]):
         self.timeout = float(timeout)
 
     def fetch_connection(self) -> Any:
-        """The Airflow connection, or a ConfigurationError saying how to define it (sync; may block)."""
-        from airflow_jobstatus.core.compat import AirflowNotFoundException
+        """The Airflow connection, or a ConfigurationError saying how to define it (sync; may block;
+        from any thread: ``compat.supervisor_call``)."""
+        from airflow_jobstatus.core.compat import AirflowNotFoundException, shielded, supervisor_call
 
         try:
-            return self.get_connection(self.conn_id)
+            return supervisor_call(
+                self.get_connection, lambda c: shielded(self.aget_connection(c)), self.conn_id
+            )
         except AirflowNotFoundException:
             raise _undefined_connection(self.conn_id) from None
 
