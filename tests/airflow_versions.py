@@ -30,6 +30,16 @@ needs_conn_fields = pytest.mark.skipif(
 )
 
 
+needs_event_streams = pytest.mark.skipif(
+    not compat.has_event_streams(),
+    reason="JobEventTrigger needs shared streams and the asset state store (Airflow >= 3.3); on older "
+    "versions it is a ConfigurationError at parse, tested in tests/unit/test_job_events.py",
+)
+needs_progress_store = pytest.mark.skipif(
+    not compat.has_task_state_store(),
+    reason="a wait's progress is kept in the task state store (Airflow >= 3.3); older versions keep none "
+    "(progress is only a view; README)",
+)
 needs_task_state_store = pytest.mark.skipif(
     not compat.has_task_state_store(),
     reason="reads the task state store's record (Airflow >= 3.3); older versions re-attach by the CDM "

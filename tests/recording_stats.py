@@ -54,7 +54,10 @@ class RecordingStatsLogger:
         self.metrics.append(Metric("timing", stat, seconds, tags))
 
     def timer(self, *args: Any, **kwargs: Any) -> Any:
-        from airflow.sdk._shared.observability.metrics.protocols import Timer
+        try:
+            from airflow.sdk._shared.observability.metrics.protocols import Timer
+        except ImportError:  # Airflow 3.1
+            from airflow.metrics.protocols import Timer  # type: ignore[no-redef]
 
         return Timer()
 
@@ -84,22 +87,42 @@ def recording_stats(*, legacy_names: bool = True) -> Iterator[RecordingStatsLogg
     """Airflow's Stats records into the yielded backend (``legacy_names``: ``[metrics] legacy_names_on``)."""
     import os
 
-    from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
-    from airflow.sdk.observability.stats import Stats
-
     from airflow_jobstatus.wait import metrics
 
     recorder = RecordingStatsLogger()
     old_env = os.environ.get("AIRFLOW__METRICS__LEGACY_NAMES_ON")
     os.environ["AIRFLOW__METRICS__LEGACY_NAMES_ON"] = str(legacy_names)
     metrics.reset()
-    Stats.initialize(factory=lambda: recorder, export_legacy_names=legacy_names)
+    restore = _install(recorder, legacy_names)
     try:
         yield recorder
     finally:
-        Stats.initialize(factory=NoStatsLogger, export_legacy_names=True)
+        restore()
         if old_env is None:
             os.environ.pop("AIRFLOW__METRICS__LEGACY_NAMES_ON", None)
         else:
             os.environ["AIRFLOW__METRICS__LEGACY_NAMES_ON"] = old_env
         metrics.reset()
+
+
+def _install(recorder: RecordingStatsLogger, legacy_names: bool) -> Any:
+    """Make ``recorder`` the process's stats backend as Airflow does; returns what puts the no-op back.
+
+    Airflow >= 3.2: ``Stats.initialize(factory=...)``. Airflow 3.1 has no such call: its
+    ``airflow.stats.Stats`` builds ``Stats.instance`` once per process, so the instance is set."""
+    import os
+
+    try:
+        from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # Airflow 3.1
+        from airflow.stats import Stats as LegacyStats
+
+        LegacyStats.instance, LegacyStats._instance_pid = recorder, os.getpid()
+
+        def restore_legacy() -> None:
+            LegacyStats.instance, LegacyStats._instance_pid = None, None
+
+        return restore_legacy
+    Stats.initialize(factory=lambda: recorder, export_legacy_names=legacy_names)
+    return lambda: Stats.initialize(factory=NoStatsLogger, export_legacy_names=True)

@@ -153,7 +153,7 @@ def task_state_store(context: Any) -> Any | None:
 
 
 _STATS: Any = None
-#: (Airflow's shared stats module, its no-op logger class); False: this Airflow has neither.
+#: (a function returning this process's stats backend, the no-op logger class); False: not known.
 _STATS_PROBE: Any = None
 
 
@@ -164,12 +164,21 @@ def _load_stats() -> None:
         from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
         from airflow.sdk.observability import stats
 
+        def backend() -> Any:
+            current = shared._backend
+            return shared._get_backend() if current is None else current
+
         ok = hasattr(shared, "_backend") and hasattr(shared, "_get_backend")
-        _STATS, _STATS_PROBE = stats, ((shared, NoStatsLogger) if ok else False)
-    except ImportError:  # pragma: no cover - Airflow < 3.2
+        _STATS, _STATS_PROBE = stats, ((backend, NoStatsLogger) if ok else False)
+    except ImportError:  # pragma: no cover - Airflow 3.1
+        from airflow.metrics.base_stats_logger import NoStatsLogger as LegacyNoStats
         from airflow.stats import Stats
 
-        _STATS, _STATS_PROBE = Stats, False
+        def legacy_backend() -> Any:
+            getattr(Stats, "incr")  # noqa: B009 - the first read builds this process's backend
+            return getattr(Stats, "instance", None)  # 3.1: the metaclass holds it
+
+        _STATS, _STATS_PROBE = Stats, (legacy_backend, LegacyNoStats)
 
 
 def stats_if_active() -> Any | None:
@@ -178,17 +187,13 @@ def stats_if_active() -> Any | None:
 
     Airflow >= 3.2: ``airflow.sdk.observability.stats``, whose current backend is looked at each
     time (a process initializes it after start-up, and again after a fork; private names, hence
-    here). Otherwise Airflow's ``Stats``, always used.
+    here). Airflow 3.1: ``airflow.stats.Stats`` and its ``instance``.
     """
     if _STATS is None:
         _load_stats()
     probe = _STATS_PROBE
-    if probe:
-        backend = probe[0]._backend
-        if backend is None:
-            backend = probe[0]._get_backend()
-        if type(backend) is probe[1]:
-            return None
+    if probe and type(probe[0]()) is probe[1]:
+        return None
     return _STATS
 
 

@@ -55,7 +55,9 @@ def probe():
     (which calls it) and Airflow core's (which the DAG bag asks: tasks then never end in the triggerer)."""
     from airflow.listeners.listener import get_listener_manager as core_manager
 
-    managers, listener = (get_listener_manager(), core_manager()), Probe()
+    # One manager on Airflow 3.1 (the task SDK re-exports core's), two on 3.2+: each registered once.
+    managers = list({id(m): m for m in (get_listener_manager(), core_manager())}.values())
+    listener = Probe()
     for manager in managers:
         manager.add_listener(listener)
     yield listener

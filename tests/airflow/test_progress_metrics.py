@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_jobstatus.tasks.progress import PROGRESS_KEY
 from airflow_jobstatus.wait import metrics
+from tests.airflow_versions import needs_progress_store
 from tests.dag_harness import RunResult, run_operator
 from tests.recording_stats import recording_stats
 
@@ -39,6 +40,7 @@ def tag(**tags: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(tags.items()))
 
 
+@needs_progress_store
 def test_a_running_cdm_job_s_progress_and_counters_are_in_the_task_state_store(sim):
     """Poke mode: the sensor times out mid-job; the key holds the last poll's state, progress, counters."""
     sim.add_job(
@@ -60,6 +62,7 @@ def test_a_running_cdm_job_s_progress_and_counters_are_in_the_task_state_store(s
     assert value["updated_at"].endswith("Z")
 
 
+@needs_progress_store
 def test_a_deferred_dli_wait_writes_the_final_progress_when_it_resumes(sim):
     """Deferrable: the triggerer cannot write the store; the worker writes the event's status at resume."""
     sim.add_job(

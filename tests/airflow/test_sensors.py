@@ -259,7 +259,7 @@ CASES = [
     Case(
         "pipeline_cancelling_then_succeeded",
         "vertex_pipeline",
-        [{"state": "PIPELINE_STATE_CANCELLING", "duration": 0.5}, {"state": "PIPELINE_STATE_SUCCEEDED"}],
+        [{"state": "PIPELINE_STATE_CANCELLING", "duration": 1.5}, {"state": "PIPELINE_STATE_SUCCEEDED"}],
         "success",
         min_calls=2,
         modes=BOTH,

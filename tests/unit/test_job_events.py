@@ -17,6 +17,7 @@ from airflow_jobstatus.events.filters import (
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import Watched
 from airflow_jobstatus.triggers.job_events import JobEventTrigger
+from tests.airflow_versions import needs_event_streams
 from tests.unit.fakes_watch import job
 
 START = 1000.0
@@ -150,6 +151,7 @@ def test_another_state_version_is_no_state() -> None:
 # -- the trigger's arguments -----------------------------------------------------------------------
 
 
+@needs_event_streams
 def test_the_public_constructor_serializes_and_rebuilds() -> None:
     trigger = JobEventTrigger(
         service="dataflow",
@@ -171,6 +173,7 @@ def test_the_public_constructor_serializes_and_rebuilds() -> None:
     assert huawei.serialize()[1]["tags"] == {"nightly": "1"}
 
 
+@needs_event_streams
 def test_filters_do_not_split_the_shared_list_but_scope_and_interval_do() -> None:
     base = {"service": "dataflow", "gcp_conn_id": "g", "location": "eu"}
     a = JobEventTrigger(**base, labels={"team": "a"}, poll_interval=5)
@@ -184,6 +187,7 @@ def test_filters_do_not_split_the_shared_list_but_scope_and_interval_do() -> Non
     )
 
 
+@needs_event_streams
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

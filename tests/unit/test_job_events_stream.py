@@ -15,7 +15,10 @@ import pytest
 from airflow_jobstatus.core.exceptions import AuthenticationError, TransientServiceError
 from airflow_jobstatus.events import stream
 from airflow_jobstatus.triggers.job_events import JobEventTrigger
+from tests.airflow_versions import needs_event_streams
 from tests.unit.fakes_watch import FakeAssetStore, Runner, Scopes, hook_factory, job
+
+pytestmark = needs_event_streams  # Airflow's SharedStreamManager and asset state store (3.3)
 
 INTERVAL = 0.05
 
