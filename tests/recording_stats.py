@@ -108,21 +108,39 @@ def recording_stats(*, legacy_names: bool = True) -> Iterator[RecordingStatsLogg
 def _install(recorder: RecordingStatsLogger, legacy_names: bool) -> Any:
     """Make ``recorder`` the process's stats backend as Airflow does; returns what puts the no-op back.
 
-    Airflow >= 3.2: ``Stats.initialize(factory=...)``. Airflow 3.1 has no such call: its
-    ``airflow.stats.Stats`` builds ``Stats.instance`` once per process, so the instance is set."""
+    Airflow 3.3: ``Stats.initialize(factory=..., export_legacy_names=...)``; 3.2: ``initialize(factory=...)``
+    (no legacy-name option); 3.1 has no such call: ``airflow.stats.Stats`` builds ``Stats.instance`` once
+    per process, so the instance is set."""
     import os
 
     try:
+        from airflow.sdk._shared.observability.metrics import stats as shared
         from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
-        from airflow.sdk.observability.stats import Stats
     except ImportError:  # Airflow 3.1
         from airflow.stats import Stats as LegacyStats
 
-        LegacyStats.instance, LegacyStats._instance_pid = recorder, os.getpid()
+        type.__setattr__(LegacyStats, "instance", recorder)
+        type.__setattr__(LegacyStats, "_instance_pid", os.getpid())
 
         def restore_legacy() -> None:
-            LegacyStats.instance, LegacyStats._instance_pid = None, None
+            type.__setattr__(LegacyStats, "instance", None)
+            type.__setattr__(LegacyStats, "_instance_pid", None)
 
         return restore_legacy
+    if not hasattr(shared, "_get_backend"):  # Airflow 3.2
+        # 3.2's OpenLineage listener calls Stats.initialize again when a run builds it: while
+        # recording, a re-initialization keeps the recorder (Airflow's own processes are not affected).
+        meta, stats = type(shared.Stats), shared.Stats
+        original = meta.__dict__["initialize"]
+        meta.initialize = lambda cls, **_: original(cls, factory=lambda: recorder)
+        original(stats, factory=lambda: recorder)
+
+        def restore_32() -> None:
+            meta.initialize = original
+            original(stats, factory=NoStatsLogger)
+
+        return restore_32
+    from airflow.sdk.observability.stats import Stats
+
     Stats.initialize(factory=lambda: recorder, export_legacy_names=legacy_names)
     return lambda: Stats.initialize(factory=NoStatsLogger, export_legacy_names=True)

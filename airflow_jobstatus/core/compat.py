@@ -121,10 +121,10 @@ def mask_secret(secret: Any, name: str | None = None) -> None:
 async def amask_secret(secret: Any, name: str | None = None) -> None:
     """Register a secret with the masker from async code (the async call where the SDK has one).
 
-    Airflow 3.1 has none, and its ``mask_secret`` on the trigger runner's loop masks in this process
-    only (``async_to_sync`` refuses to run on the loop; the request is dropped), so the supervisor's
-    copy is sent here, on the loop, like any other request of a trigger. 3.2's ``mask_secret`` sends
-    it from the loop itself (through the trigger's greenback portal).
+    Airflow 3.1 and 3.2 have none. Their ``mask_secret`` tells the supervisor with a sync ``send``,
+    which on a trigger runner's loop is dropped (3.1: ``async_to_sync`` refuses the running loop; 3.2:
+    it needs a greenback portal, which a task the trigger spawns lacks), errors suppressed. So this
+    process's masker is fed here and the supervisor's copy is sent on the loop, like any other request.
     """
     from airflow.sdk import log as sdk_log
 
@@ -132,12 +132,15 @@ async def amask_secret(secret: Any, name: str | None = None) -> None:
     if amask is not None:
         await amask(secret, name)
         return
-    _airflow_mask_secret(secret, name)
-    comms = _loop_only_comms()
-    if comms is not None:
-        from airflow.sdk.execution_time.comms import MaskSecret
+    comms = _trigger_comms()
+    if comms is None:
+        _airflow_mask_secret(secret, name)
+        return
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+    from airflow.sdk.execution_time.comms import MaskSecret
 
-        await shielded(comms.asend(MaskSecret(value=secret, name=name)))
+    _secrets_masker().add_mask(secret, name)
+    await shielded(comms.asend(MaskSecret(value=secret, name=name)))
 
 
 def task_state_store(context: Any) -> Any | None:
@@ -162,32 +165,37 @@ def _load_stats() -> None:
     try:
         from airflow.sdk._shared.observability.metrics import stats as shared
         from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
+    except ImportError:  # pragma: no cover - Airflow 3.1
+        from airflow.metrics.base_stats_logger import NoStatsLogger as LegacyNoStats
+        from airflow.stats import Stats
+
+        _STATS, _STATS_PROBE = Stats, (functools.partial(_class_backend, Stats), LegacyNoStats)
+        return
+    if hasattr(shared, "_get_backend"):  # Airflow >= 3.3: module functions over one backend
         from airflow.sdk.observability import stats
 
         def backend() -> Any:
             current = shared._backend
             return shared._get_backend() if current is None else current
 
-        ok = hasattr(shared, "_backend") and hasattr(shared, "_get_backend")
-        _STATS, _STATS_PROBE = stats, ((backend, NoStatsLogger) if ok else False)
-    except ImportError:  # pragma: no cover - Airflow 3.1
-        from airflow.metrics.base_stats_logger import NoStatsLogger as LegacyNoStats
-        from airflow.stats import Stats
+        _STATS, _STATS_PROBE = stats, (backend, NoStatsLogger)
+    else:  # pragma: no cover - Airflow 3.2: the Stats class and its per-process instance
+        _STATS, _STATS_PROBE = shared.Stats, (functools.partial(_class_backend, shared.Stats), NoStatsLogger)
 
-        def legacy_backend() -> Any:
-            getattr(Stats, "incr")  # noqa: B009 - the first read builds this process's backend
-            return getattr(Stats, "instance", None)  # 3.1: the metaclass holds it
 
-        _STATS, _STATS_PROBE = Stats, (legacy_backend, LegacyNoStats)
+def _class_backend(stats: Any) -> Any:
+    """The backend of Airflow 3.1/3.2's ``Stats`` class (its first attribute read builds it per process)."""
+    getattr(stats, "incr")  # noqa: B009 - through the metaclass's __getattr__
+    return type.__getattribute__(stats, "instance")
 
 
 def stats_if_active() -> Any | None:
     """Airflow's ``stats`` (``incr``, ``timing``, …) when it sends metrics somewhere; None when its
     backend is the no-op logger, so that a caller builds no metric (the wait loop is hot).
 
-    Airflow >= 3.2: ``airflow.sdk.observability.stats``, whose current backend is looked at each
+    Airflow >= 3.3: ``airflow.sdk.observability.stats``, whose current backend is looked at each
     time (a process initializes it after start-up, and again after a fork; private names, hence
-    here). Airflow 3.1: ``airflow.stats.Stats`` and its ``instance``.
+    here). Airflow 3.2 and 3.1: the ``Stats`` class (task SDK's, core's) and its ``instance``.
     """
     if _STATS is None:
         _load_stats()

@@ -44,7 +44,8 @@ def sub_job(status: str, done: Any) -> dict[str, Any]:
 
 DLI_OK = [
     {"state": "LAUNCHING", "duration": 0.2, "progress": 0},
-    {"state": "RUNNING", "duration": 0.6, "progress": [0, 0.9], "sub_jobs": [sub_job("RUNNING", [0, 8])]},
+    # 2 s: under load the first read after deferring may come 1.5 s after the submit
+    {"state": "RUNNING", "duration": 2.0, "progress": [0, 0.9], "sub_jobs": [sub_job("RUNNING", [0, 8])]},
     {"state": "FINISHED", "progress": 1},  # a finished job lists no subjobs any more
 ]
 
