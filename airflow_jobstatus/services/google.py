@@ -73,3 +73,18 @@ def label_filter(labels: Any, quote: bool) -> str:
         return ""
     parts = [f'labels.{k}="{v}"' if quote else f"labels.{k} = {v}" for k, v in sorted(dict(labels).items())]
     return " AND ".join(parts)
+
+
+def vertex_target(location: str) -> str:
+    """Vertex AI's regional endpoint for ``location`` (``global`` uses the global one)."""
+    if location == "global":
+        return "aiplatform.googleapis.com:443"
+    return f"{location}-aiplatform.googleapis.com:443"
+
+
+def vertex_listed(job: Any) -> tuple[Any, str, dict[str, str], float | None]:
+    """A listed Vertex AI job or pipeline job: (its message, id, labels, end time — else its last
+    update — in epoch seconds); both kinds share these fields."""
+    pb = raw_message(job)
+    changed = seconds(pb, "end_time") or seconds(pb, "update_time")
+    return pb, str(pb.name).rpartition("/")[2], dict(pb.labels), changed

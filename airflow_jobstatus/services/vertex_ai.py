@@ -17,7 +17,14 @@ from airflow_jobstatus.services.base import (
     require_choice,
     table,
 )
-from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
+from airflow_jobstatus.services.google import (
+    console,
+    enum_name,
+    label_filter,
+    raw_message,
+    vertex_listed,
+    vertex_target,
+)
 
 NAME = "vertex_ai"
 INSTALL_HINT = "pip install 'airflow-jobstatus[vertex]'"
@@ -154,9 +161,9 @@ def list_watched_call(
 
 def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
     """A listed job: its display name, labels, and ``end_time`` (else ``update_time``)."""
-    pb = raw_message(job)
+    pb, job_id, labels, changed_at = vertex_listed(job)
     ref = VertexAIJobRef(
-        job_id=str(pb.name).rpartition("/")[2],
+        job_id=job_id,
         location=scope["location"],
         project_id=scope.get("project_id"),
         job_type=scope.get("job_type") or "custom_job",
@@ -165,17 +172,15 @@ def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
         status=parse(job, ref),
         ref=ref,
         name=pb.display_name,
-        labels=dict(pb.labels),
+        labels=labels,
         job_type=ref.job_type,
-        changed_at=seconds(pb, "end_time") or seconds(pb, "update_time"),
+        changed_at=changed_at,
     )
 
 
 def default_target(ref: VertexAIJobRef) -> str:
-    """The regional endpoint (``global`` uses the global one)."""
-    if ref.location == "global":
-        return "aiplatform.googleapis.com:443"
-    return f"{ref.location}-aiplatform.googleapis.com:443"
+    """The regional endpoint of the job's location."""
+    return vertex_target(ref.location)
 
 
 def console_url(ref: VertexAIJobRef, project: str | None) -> str:

@@ -10,7 +10,14 @@ from typing import Any, ClassVar
 
 from airflow_jobstatus.core.states import JobState, JobStatus
 from airflow_jobstatus.services.base import Coalescing, JobRef, ServiceSpec, Watched, Watching, table
-from airflow_jobstatus.services.google import console, enum_name, label_filter, raw_message, seconds
+from airflow_jobstatus.services.google import (
+    console,
+    enum_name,
+    label_filter,
+    raw_message,
+    vertex_listed,
+    vertex_target,
+)
 
 NAME = "vertex_pipeline"
 INSTALL_HINT = "pip install 'airflow-jobstatus[vertex]'"
@@ -152,9 +159,9 @@ def list_watched_call(
 
 def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
     """A listed ``PipelineJob``: its display name, labels, and ``end_time`` (else ``update_time``)."""
-    pb = raw_message(job)
+    pb, job_id, labels, changed_at = vertex_listed(job)
     ref = VertexAIPipelineJobRef(
-        pipeline_job_id=str(pb.name).rpartition("/")[2],
+        pipeline_job_id=job_id,
         location=scope["location"],
         project_id=scope.get("project_id"),
     )
@@ -162,16 +169,14 @@ def watched(job: Any, scope: Mapping[str, Any]) -> Watched:
         status=parse(job, ref),
         ref=ref,
         name=pb.display_name,
-        labels=dict(pb.labels),
-        changed_at=seconds(pb, "end_time") or seconds(pb, "update_time"),
+        labels=labels,
+        changed_at=changed_at,
     )
 
 
 def default_target(ref: VertexAIPipelineJobRef) -> str:
-    """The regional endpoint (``global`` uses the global one)."""
-    if ref.location == "global":
-        return "aiplatform.googleapis.com:443"
-    return f"{ref.location}-aiplatform.googleapis.com:443"
+    """The regional endpoint of the job's location."""
+    return vertex_target(ref.location)
 
 
 def console_url(ref: VertexAIPipelineJobRef, project: str | None) -> str:
