@@ -25,7 +25,8 @@ Routes and JSON shapes (benchmarks and test harnesses rely on them):
   batches ``pyspark_batch``…, DLI SQL ``QUERY``…, Flink ``flink_jar_job``…, CDM ``NORMAL_JOB``…),
   ``statement`` and ``queue_name`` (DLI SQL), ``cluster_name`` (Dataproc). The list calls serve
   these (``SimulatorCore.start_job``).
-- ``POST /_sim/faults`` ``{kind, count, service, job_id, seconds}`` → 201 ``{"pending": [...]}``
+- ``POST /_sim/faults`` ``{kind, count, service, job_id, seconds, method}`` → 201 ``{"pending": [...]}``
+  (``method``: only calls of that method, e.g. ``CreateSqlJob``)
 - ``POST /_sim/default-timelines`` ``{service, timeline, job_type}`` → ``{"service"}``
 - ``POST /_sim/reset`` → ``{"reset": true}``
 
@@ -140,7 +141,12 @@ class ControlApi:
         if not isinstance(kind, str):
             raise ValueError("'kind' is required")
         self.core.inject_fault(
-            kind, int(body.get("count", 1)), body.get("service"), body.get("job_id"), body.get("seconds")
+            kind,
+            int(body.get("count", 1)),
+            body.get("service"),
+            body.get("job_id"),
+            body.get("seconds"),
+            body.get("method"),
         )
         return json_response(201, {"pending": self.core.pending_faults()})
 

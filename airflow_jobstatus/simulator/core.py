@@ -307,19 +307,23 @@ class SimulatorCore:
         service: str | None = None,
         job_id: str | None = None,
         seconds: float | None = None,
+        method: str | None = None,
     ) -> None:
-        """Make the next ``count`` matching calls fail with ``kind`` (globally, per service or job).
+        """Make the next ``count`` matching calls fail with ``kind`` (globally, per service or job;
+        ``method``: only that method's calls, e.g. a submit while watchers list the same service).
 
         ``seconds``: the delay of ``latency`` (default 1 s) or the ``Retry-After`` of ``http_429``
         (none by default). Kinds and the protocols they hit: ``faults.FAULT_PROTOCOLS``.
         """
         if service is not None and service not in SERVICES:
             raise ValueError(f"Unknown service {service!r}. Valid services: {', '.join(SERVICES)}.")
-        rule = fault_rule(kind, count, service, job_id, seconds)
+        rule = fault_rule(kind, count, service, job_id, seconds, method)
         with self._lock:
             self._faults.append(rule)
 
-    def take_fault(self, service: str, job_id: str | None, protocol: str) -> Fault | None:
+    def take_fault(
+        self, service: str, job_id: str | None, protocol: str, method: str | None = None
+    ) -> Fault | None:
         """Consume and return the first fault that applies to this call (protocol "grpc" or "http")."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
@@ -327,7 +331,7 @@ class SimulatorCore:
             return None
         with self._lock:
             for rule in self._faults:
-                if rule.applies(service, job_id, protocol):
+                if rule.applies(service, job_id, protocol, method):
                     rule.count -= 1
                     if rule.count <= 0:
                         self._faults.remove(rule)

@@ -70,17 +70,26 @@ class FaultRule:
     service: str | None
     job_id: str | None
     seconds: float | None
+    #: Only calls of this method (``CreateSqlJob``, ``GetJob``, …); None: every method.
+    method: str | None = None
 
-    def applies(self, service: str, job_id: str | None, protocol: str) -> bool:
+    def applies(self, service: str, job_id: str | None, protocol: str, method: str | None = None) -> bool:
         if protocol not in FAULT_PROTOCOLS[self.kind]:
             return False
         if self.service is not None and self.service != service:
+            return False
+        if self.method is not None and method is not None and self.method != method:
             return False
         return self.job_id is None or (job_id is not None and ids_match(service, self.job_id, job_id))
 
 
 def fault_rule(
-    kind: str, count: int, service: str | None, job_id: str | None, seconds: float | None
+    kind: str,
+    count: int,
+    service: str | None,
+    job_id: str | None,
+    seconds: float | None,
+    method: str | None = None,
 ) -> FaultRule:
     """A checked rule; ValueError naming what is wrong (``service`` is checked by the caller)."""
     if kind not in FAULT_PROTOCOLS:
@@ -97,4 +106,6 @@ def fault_rule(
         seconds = DEFAULT_HOLD_SECONDS
     if seconds is not None and (not is_number(seconds) or seconds < 0):
         raise ValueError(f"{kind} needs seconds >= 0, got {seconds!r}.")
-    return FaultRule(kind, count, service, job_id, None if seconds is None else float(seconds))
+    if method is not None and (not isinstance(method, str) or not method):
+        raise ValueError(f"method must be a method name such as 'CreateSqlJob', got {method!r}.")
+    return FaultRule(kind, count, service, job_id, None if seconds is None else float(seconds), method)

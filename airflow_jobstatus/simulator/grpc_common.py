@@ -152,7 +152,7 @@ class GrpcCalls:
         self.core.record_call(
             service, job_id, method, detail=detail, headers=metadata(context), scope=scope, page=page
         )
-        fault = self.core.take_fault(service, job_id, "grpc")
+        fault = self.core.take_fault(service, job_id, "grpc", method)
         if fault is not None:
             early = await self.apply_fault(fault, context)
             if early is not None:

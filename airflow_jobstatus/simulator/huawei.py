@@ -116,7 +116,7 @@ class HuaweiApi:
         self.core.record_call(
             service, job_ref, operation, detail={**record, **detail}, headers=headers, scope=scope, page=page
         )
-        fault = self.core.take_fault(service, job_ref, "http")
+        fault = self.core.take_fault(service, job_ref, "http", operation)
         if fault is None or fault.kind == "latency":
             if fault is not None:
                 await asyncio.sleep(fault.seconds or 0.0)

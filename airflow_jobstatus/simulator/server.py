@@ -283,11 +283,16 @@ class Simulator:
         service: str | None = None,
         job_id: str | None = None,
         seconds: float | None = None,
+        method: str | None = None,
     ) -> None:
-        self.core.inject_fault(kind, count=count, service=service, job_id=job_id, seconds=seconds)
+        self.core.inject_fault(
+            kind, count=count, service=service, job_id=job_id, seconds=seconds, method=method
+        )
 
-    def take_fault(self, service: str, job_id: str | None, protocol: str) -> Fault | None:
-        return self.core.take_fault(service, job_id, protocol)
+    def take_fault(
+        self, service: str, job_id: str | None, protocol: str, method: str | None = None
+    ) -> Fault | None:
+        return self.core.take_fault(service, job_id, protocol, method)
 
     def calls(self, service: str, job_id: str | None = None) -> int:
         return self.core.calls(service, job_id)

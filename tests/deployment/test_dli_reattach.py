@@ -63,10 +63,9 @@ def test_worker_killed_while_the_submit_answer_is_held_does_not_submit_twice(dep
             {"state": "FINISHED", "progress": 1},
         ],
     )
-    # Each task's first DLI call is its submit (a first try does not list): both answers are held.
-    sim.post(
-        "/faults", {"kind": "hold_answer", "count": len(TASKS), "service": "dli", "seconds": HOLD_SECONDS}
-    )
+    # Each task's submit answer is held (only CreateSqlJob: asset watchers list DLI meanwhile).
+    hold = {"kind": "hold_answer", "count": len(TASKS), "service": "dli", "seconds": HOLD_SECONDS}
+    sim.post("/faults", {**hold, "method": "CreateSqlJob"})
     started = time.monotonic()
     run_id = af.trigger(DAG_ID)
     killed: dict[str, dict[str, Any]] = {}

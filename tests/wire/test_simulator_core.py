@@ -128,6 +128,17 @@ def test_faults_are_consumed_by_count_and_matched_by_protocol_and_target(core: S
     assert core.pending_faults() == []
 
 
+def test_a_fault_for_one_method_leaves_the_service_s_other_calls_alone(core: SimulatorCore) -> None:
+    """A submit's held answer is not taken by a watcher's list call of the same service."""
+    core.inject_fault("hold_answer", count=1, service="dli", method="CreateSqlJob")
+    assert core.take_fault("dli", None, "http", "ListSqlJobs") is None
+    fault = core.take_fault("dli", None, "http", "CreateSqlJob")
+    assert fault is not None and fault.kind == "hold_answer"
+    assert core.pending_faults() == []
+    with pytest.raises(ValueError, match="method must be"):
+        core.inject_fault("http_503", service="dli", method="")
+
+
 def test_latency_fault_defaults_and_seconds(core: SimulatorCore) -> None:
     core.inject_fault("latency", seconds=0.5, service="dli")
     core.inject_fault("latency", service="dli")
