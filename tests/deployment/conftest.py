@@ -101,6 +101,9 @@ SETTINGS = {
     "JOBSTATUS_DEPLOY_RACE": str(RACE_SIZE),
 }
 
+#: The documented parse error of JobEventTrigger on Airflow < 3.3 (README "Supported Airflow versions").
+OLDER_AIRFLOW_ERROR = "JobEventTrigger needs Airflow >= 3.3"
+
 
 @pytest.fixture(scope="session")
 def deploy_root() -> Iterator[Path]:
@@ -160,8 +163,11 @@ def airflow(deploy_root: Path, postgres: Postgres, simulator: SimProc) -> Iterat
         wait_for(
             "the api-server and the harness DAGs", ready, STARTUP_TIMEOUT, interval=2, on_fail=af.diagnostics
         )
-        errors = af.get("/importErrors")
-        assert not errors["import_errors"], json.dumps(errors["import_errors"], indent=1)[:3000]
+        # On Airflow < 3.3 (test-deployment-oldest) the asset-watcher example fails at parse as documented.
+        errors = [
+            e for e in af.get("/importErrors")["import_errors"] if OLDER_AIRFLOW_ERROR not in e["stack_trace"]
+        ]
+        assert not errors, json.dumps(errors, indent=1)[:3000]
         METRICS.setdefault("_session", {})["startup_s"] = round(time.monotonic() - started, 1)
         af.warm_up()
         METRICS["_session"]["warm_up"] = af.warm_ups

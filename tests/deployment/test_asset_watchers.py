@@ -12,7 +12,9 @@ has an event and the scopes were polled a few more times (a refire would have co
   other job has one;
 - every event was consumed by exactly one run of its consumer DAG, each run succeeded and pushed the
   keys it was triggered by: together they are the matching keys, each once. (Airflow folds the
-  events queued between two scheduler loops into one run, so runs <= events.)
+  events queued between two scheduler loops into one run, so runs <= events.) The one exception is
+  Airflow's own: an event committed after the run whose timestamp window holds it was created is
+  consumed by no run (counted, ``events_passed_over_by_airflow``; never consumed twice).
 - the simulator's list-call log: first pages per scope over the scenario's window at most one per
   poll interval, plus 3 (see ``poll_bound``);
 - the Cloud jobs page lists the watcher-seen jobs.
@@ -33,10 +35,15 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_jobstatus.core.compat import has_event_streams
 from tests.deployment.dags.deploy_watchers import DLI_QUEUE, GOOGLE_LOCATION, POLL, WATCHERS
 from tests.deployment.harness import METRICS, Airflow, wait_for
 
-pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.deployment,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(not has_event_streams(), reason="asset watchers need Airflow >= 3.3 (README)"),
+]
 
 #: The ends spread over this many seconds after the jobs are added; the kill comes in the middle.
 SPREAD = (10.0, 130.0)
@@ -209,7 +216,8 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
             {"state": RUNNING[job["service"]], "duration": job["end_after"]},
             {"state": job["native"]},
         ]
-        af.sim.add_job(job["service"], job["job_id"], timeline, meta=job["meta"], **job["where"])
+        # As a console would start it: labels / tags / queue through the control API (POST /_sim/jobs).
+        af.sim.add_job(job["service"], job["job_id"], timeline, **job["meta"], **job["where"])
     expected = {job["dedupe_key"]: job["watcher"] for job in plan if job["watcher"]}
     last_end = t0 + max(job["end_after"] for job in plan)
 
@@ -251,19 +259,51 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
     window_end = time.time()
     events = asset_events(af, baseline)
 
-    # Every event consumed by one finished consumer run.
-    def consumed() -> list[tuple[Any, ...]] | None:
-        rows = af.db.query(
+    # Every event consumed by one finished consumer run, or passed over by Airflow's window race: the
+    # scheduler gives a run the events with ``previous run_after < timestamp <= triggered_date`` it
+    # sees committed (scheduler_job_runner); an event stamped inside a run's window but committed after
+    # that run was created is consumed by no run (upstream behaviour, not a lost end: the event exists).
+    stamps = dict(
+        af.db.query("SELECT id, timestamp FROM asset_event WHERE id = ANY(%s)", [e["id"] for e in events])
+    )
+
+    def consumed() -> tuple[list[tuple[Any, ...]], list[int]] | None:
+        rows = af.db.query(  # this scenario's assets only: the example DAGs' watchers run too
             "SELECT e.event_id, r.dag_id, r.run_id, r.state FROM dagrun_asset_event e "
-            "JOIN dag_run r ON r.id = e.dag_run_id WHERE e.event_id > %s",
+            "JOIN dag_run r ON r.id = e.dag_run_id JOIN asset_event ae ON ae.id = e.event_id "
+            "JOIN asset a ON a.id = ae.asset_id WHERE e.event_id > %s AND a.name = ANY(%s)",
             baseline,
+            list(WATCHERS),
         )
         done = {r[0] for r in rows if r[3] in ("success", "failed")}
-        return rows if {e["id"] for e in events} <= done else None
+        finished_after: dict[str, Any] = {}  # per consumer DAG: its latest finished run's run_after
+        for dag_id, run_after in af.db.query(
+            "SELECT dag_id, max(run_after) FROM dag_run WHERE dag_id = ANY(%s) AND state IN "
+            "('success', 'failed') GROUP BY dag_id",
+            list(consumers.values()),
+        ):
+            finished_after[dag_id] = run_after
+        passed_over = []
+        for e in events:
+            if e["id"] in done:
+                continue
+            covered = finished_after.get(consumers[e["asset"]])
+            if covered is None or stamps[e["id"]] > covered:
+                return None  # a run for it is still to come (or never comes: the wait fails)
+            passed_over.append(e["id"])
+        return rows, passed_over
 
-    links = wait_for(
-        "every event's consumer run to finish", consumed, EVENTS_TIMEOUT, interval=2, on_fail=on_fail
+    def unconsumed() -> str:
+        runs = af.db.query(
+            "SELECT dag_id, run_id, state, run_after FROM dag_run WHERE dag_id = ANY(%s) ORDER BY run_after",
+            list(consumers.values()),
+        )
+        return f"event times: {stamps}\nconsumer runs: {runs}\n{diagnostics(af)}"
+
+    settled = wait_for(
+        "every event's consumer run to finish", consumed, EVENTS_TIMEOUT, interval=2, on_fail=unconsumed
     )
+    links, passed_over = settled
     calls = list_calls(af)
 
     keys = Counter(e["payload"].get("dedupe_key") for e in events)
@@ -296,6 +336,7 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
         "matching": len(expected),
         "events": len(events),
         "consumer_runs": len(runs),
+        "events_passed_over_by_airflow": len(passed_over),
         "duplicates": len(duplicates),
         "misses": len(misses),
         "unexpected": len(unexpected),
@@ -314,9 +355,11 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
     assert not duplicates, f"ends reported more than once: {duplicates}"
     assert not unexpected, f"events for jobs no watcher matches: {unexpected}"
     assert not wrong_asset, f"events on another watcher's asset: {wrong_asset}"
-    assert all(n == 1 for n in runs_by_event.values()) and set(runs_by_event) == {e["id"] for e in events}
+    assert all(n == 1 for n in runs_by_event.values()), f"events consumed twice: {runs_by_event}"
+    assert set(runs_by_event) | set(passed_over) == {e["id"] for e in events}
     assert {d for d, _ in runs} <= set(consumers.values()) and set(runs.values()) == {"success"}, runs
-    assert pushed == Counter(set(expected)), f"consumer runs saw {pushed}"
+    raced = {e["payload"].get("dedupe_key") for e in events if e["id"] in passed_over}
+    assert pushed == Counter(set(expected) - raced), f"consumer runs saw {pushed}"
     for name, times in polls.items():
         assert len(times) <= poll_bound(window), (name, len(times), window)
     assert {job["job_id"] for job in plan if job["watcher"]} <= watcher_rows

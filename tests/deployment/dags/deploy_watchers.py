@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
+from airflow_jobstatus.core.compat import has_event_streams
 from airflow_jobstatus.triggers.job_events import JobEventTrigger
 
 #: Every watcher's poll interval (seconds).
@@ -58,7 +59,8 @@ def payloads(triggering_asset_events: Mapping[Any, Any] | None) -> list[dict[str
     return out
 
 
-for name, kwargs in WATCHERS.items():
+# On Airflow < 3.3 (test-deployment-oldest) JobEventTrigger is a ConfigurationError at parse: no watchers.
+for name, kwargs in WATCHERS.items() if has_event_streams() else ():
     asset = Asset(
         name,
         uri=f"jobstatus://deploy/{name}",
