@@ -109,6 +109,34 @@ def supervisor_call(call: Callable[..., T], acall: Callable[..., Awaitable[T]], 
     return asyncio.run_coroutine_threadsafe(_awaited(acall(*args)), loop).result()
 
 
+def bridge_trigger_comms() -> None:
+    """On Airflow 3.1's trigger runner, route a sync ``send`` from a worker thread to the runner's
+    loop (``asend`` there, the thread waiting), as 3.2+ do themselves; once per process, else nothing.
+
+    Not only this package's requests: Airflow's own sync calls reach the supervisor from any thread a
+    trigger uses (``Connection.extra_dejson`` masks the extras with ``mask_secret``, a sync ``send``).
+    On 3.1 such a call runs ``asend`` on a private loop (``async_to_sync``), outside the runner's
+    lock, and a reply is read by the wrong request: "Response read out of order!" kills every trigger
+    of the runner. A call on the loop's own thread keeps 3.1's behaviour (``async_to_sync`` refuses).
+    """
+    comms = _loop_only_comms()
+    if comms is None:
+        return
+    cls: Any = type(comms)
+    if getattr(cls, "_jobstatus_bridged", False):
+        return
+    original = cls.send
+
+    def send(self: Any, msg: Any) -> Any:
+        loop = _trigger_loop_for_thread()
+        if loop is None:
+            return original(self, msg)
+        return asyncio.run_coroutine_threadsafe(_awaited(shielded(self.asend(msg))), loop).result()
+
+    cls.send = send
+    cls._jobstatus_bridged = True
+
+
 async def _awaited(aw: Awaitable[T]) -> T:
     return await aw
 
@@ -314,6 +342,7 @@ __all__ = [
     "TaskDeferred",
     "amask_secret",
     "axcom_set",
+    "bridge_trigger_comms",
     "conf",
     "default_deferrable",
     "has_event_streams",

@@ -20,7 +20,13 @@ from airflow.triggers.base import (
     TriggerEvent,
 )
 
-from airflow_jobstatus.core.compat import axcom_set, note_missing, shielded, trigger_on_kill
+from airflow_jobstatus.core.compat import (
+    axcom_set,
+    bridge_trigger_comms,
+    note_missing,
+    shielded,
+    trigger_on_kill,
+)
 from airflow_jobstatus.core.dotted import load_callable
 from airflow_jobstatus.core.exceptions import ConfigurationError, JobFailedError, ServiceError
 from airflow_jobstatus.core.states import JobStatus
@@ -195,6 +201,7 @@ class JobStatusTrigger(BaseTrigger):
         waiter: Waiter | None = None
         in_triggerer = self.trigger_id is not None  # set by the triggerer (not by dag.test())
         if in_triggerer:
+            bridge_trigger_comms()  # Airflow 3.1: a worker thread's sync request goes through the loop
             triggerer_gc.apply_once(self.log)
             triggerer_gc.wait_started(self.log)
             if self.cancel_on_kill and not trigger_on_kill():
@@ -341,9 +348,11 @@ class JobStatusTrigger(BaseTrigger):
             return None
         map_index = ti.map_index if ti.map_index is not None else -1
         try:
-            answer = await comms.asend(
-                GetTaskStates(
-                    dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=map_index
+            answer = await shielded(  # a cancel while the answer is on its way: 3.1 misreads the next
+                comms.asend(
+                    GetTaskStates(
+                        dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=map_index
+                    )
                 )
             )
             states = dict(getattr(answer, "task_states", {}) or {}).get(ti.run_id) or {}

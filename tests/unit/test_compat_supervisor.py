@@ -121,3 +121,32 @@ def test_outside_a_trigger_runner_supervisor_call_is_the_sync_call() -> None:
 
     assert compat.supervisor_call(lambda v: calls.append(v) or "sync", never, "x") == "sync"
     assert calls == ["x"]
+
+
+def test_airflow_s_own_sync_sends_from_threads_get_their_own_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Airflow itself sends from a worker thread (``Connection.extra_dejson``'s ``mask_secret``,
+    a secrets backend's ``GetConnection``) goes through the runner's loop once bridged."""
+    from airflow.sdk.execution_time.comms import GetConnection
+
+    ours, theirs = socket.socketpair()
+    seen: list[dict[str, Any]] = []
+    supervisor = threading.Thread(target=_serve, args=(theirs, seen), daemon=True)
+    supervisor.start()
+
+    async def main() -> list[Any]:
+        comms = await _comms(monkeypatch, ours)
+        cls = type(comms)
+        monkeypatch.setattr(cls, "send", cls.send)  # restored afterwards: the bridge patches the class
+        monkeypatch.setattr(cls, "_jobstatus_bridged", False, raising=False)
+        compat.bridge_trigger_comms()
+        on_loop = [comms.asend(GetConnection(conn_id=f"loop-{i}")) for i in range(15)]
+        in_threads = [asyncio.to_thread(comms.send, GetConnection(conn_id=f"thread-{i}")) for i in range(15)]
+        return list(await asyncio.wait_for(asyncio.gather(*on_loop, *in_threads), 60))
+
+    try:
+        conns = asyncio.run(main())
+    finally:
+        ours.close()
+        supervisor.join(5)
+        theirs.close()
+    assert [c.conn_id for c in conns] == [f"loop-{i}" for i in range(15)] + [f"thread-{i}" for i in range(15)]
