@@ -267,6 +267,18 @@ def trigger_on_kill() -> bool:
 
 
 @functools.cache
+def scheduler_starts_from_trigger() -> bool:
+    """Airflow >= 3.3's scheduler hands a ``start_from_trigger`` task straight to the triggerer
+    (``TaskInstance.start_trigger_args``); 3.1 and 3.2 left that path disabled ("TODO TaskSDK" in
+    ``DagRun.schedule_tis``): every such task starts on a worker there."""
+    try:
+        from airflow.models.taskinstance import TaskInstance
+    except ImportError:  # pragma: no cover - a task SDK without Airflow core
+        return False
+    return hasattr(TaskInstance, "start_trigger_args")
+
+
+@functools.cache
 def trigger_renders_templates() -> bool:
     """Airflow >= 3.3 renders a start-from-trigger task's templated trigger kwargs in the triggerer
     (``BaseTrigger.render_template_fields``); older triggerers pass them unrendered."""
@@ -351,6 +363,7 @@ __all__ = [
     "mask_secret",
     "note_missing",
     "progress_store",
+    "scheduler_starts_from_trigger",
     "shielded",
     "stats_if_active",
     "supervisor_call",

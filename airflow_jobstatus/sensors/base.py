@@ -188,6 +188,16 @@ class JobStatusSensor(JobLineageMixin, JobWaitMixin, BaseSensorOperator):
             if first is not None:  # a rescheduled poke: the wait began at the first one (its metrics)
                 self.watch.started_wall = first.timestamp()
             return super().execute(context)
+        if self.__dict__.get("_start_from_trigger_asked", False):
+            from airflow_jobstatus.core.compat import note_missing, scheduler_starts_from_trigger
+
+            if not scheduler_starts_from_trigger():
+                note_missing(
+                    "start in the triggerer (start_from_trigger)",
+                    "Airflow < 3.3's scheduler starts every task on a worker; the sensor defers from "
+                    "there, one short worker start per wait, same outcome",
+                    self.log,
+                )
         status = self.first_check()
         if status is not None:
             verdict = self.watch.verdict(status)

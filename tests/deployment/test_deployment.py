@@ -277,7 +277,9 @@ def test_fleet(deployment: Airflow) -> None:
 
 def check_sensors_never_on_a_worker(af: Airflow, dag_id: str, run_id: str, allowed: set[str]) -> int:
     """Deferrable sensors with plain job ids start and end in the triggerer: no task instance of theirs
-    was ever queued for a worker (``queued_dttm``) or ran in a worker process (``pid``, ``hostname``)."""
+    was ever queued for a worker (``queued_dttm``) or ran in a worker process (``pid``, ``hostname``).
+    On Airflow < 3.3 (the components' Airflow; ``renders_in_triggerer`` tells 3.3, which brought both
+    the scheduler's start-from-trigger path and trigger rendering) the starts are only counted."""
     rows = af.db.query(
         "SELECT task_id, operator, queued_dttm, pid, hostname FROM task_instance "
         "WHERE dag_id = %s AND run_id = %s",
@@ -289,6 +291,8 @@ def check_sensors_never_on_a_worker(af: Airflow, dag_id: str, run_id: str, allow
     on_a_worker = sorted(
         task for task, _, queued, pid, host in sensors if (queued or pid or host) and task not in allowed
     )
+    if not af.renders_in_triggerer:  # Airflow < 3.3: its scheduler starts every task on a worker
+        return len(on_a_worker)  # the documented fallback (README): counted, not a failure
     assert not on_a_worker, f"{len(on_a_worker)} of {len(sensors)} sensors started on a worker: {on_a_worker}"
     return len(on_a_worker)
 
