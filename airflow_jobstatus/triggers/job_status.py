@@ -222,6 +222,8 @@ class JobStatusTrigger(BaseTrigger):
                 status = await (watch.aread(waiter) if waiter else watch.aread(hook.aget_status, ref))
                 if first_read:
                     first_read = False
+                    if in_triggerer:  # the service's SDK is imported now: out of the GC's walks
+                        triggerer_gc.after_first_read(self.service, self.log)
                     await self.after_first_read(hook, ref)
                 verdict = watch.verdict(status)
                 if verdict != "wait":

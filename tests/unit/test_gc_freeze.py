@@ -37,3 +37,26 @@ def test_false_leaves_the_collector_alone_and_a_bad_value_is_logged(monkeypatch,
     triggerer_gc.after_first_read("cdm", log)
     assert gc.get_freeze_count() == 0
     assert [level for level, _ in log.records] == ["error"] and "True or False" in log.records[0][1]
+
+
+@pytest.mark.parametrize("in_triggerer", [True, False])
+def test_the_trigger_freezes_after_its_first_read_only_in_a_triggerer(
+    monkeypatch, trigger_hook, sleeps, in_triggerer
+):
+    """In a triggerer (``trigger_id`` set) the first read of a wait is followed by the freeze, once
+    per service; dag.test() runs triggers without an id and leaves the collector alone."""
+    from airflow_jobstatus.core.states import JobState
+    from airflow_jobstatus.triggers import job_status
+    from tests.unit.fakes import FakeHook, first_event
+    from tests.unit.test_trigger import trigger
+
+    calls: list[str] = []
+    monkeypatch.setattr(
+        job_status.triggerer_gc, "after_first_read", lambda service, log: calls.append(service)
+    )
+    trigger_hook(FakeHook(JobState.RUNNING, JobState.RUNNING, JobState.SUCCEEDED))
+    t = trigger()
+    if in_triggerer:
+        t.trigger_id = 7
+    assert first_event(t)["status"] == "success"
+    assert calls == (["dataproc"] if in_triggerer else [])
