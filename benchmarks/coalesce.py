@@ -36,7 +36,7 @@ MODES = ("auto", "false", "true")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """run.py's options for this measurement."""
     p.add_argument(
-        "--coalesce-n", help="fleet sizes with coalesce=True (default 100,1000,5000; 'none' skips)"
+        "--coalesce-n", help="fleet sizes, each in every mode (default 100,1000,5000; 'none' skips)"
     )
     p.add_argument("--coalesce-poll", type=float, help="their poll interval in seconds (default 5)")
     p.add_argument("--coalesce-end", help="their jobs' end range 'min,max' seconds (default 60,120)")

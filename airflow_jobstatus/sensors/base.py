@@ -78,10 +78,11 @@ class JobStatusSensor(JobLineageMixin, JobWaitMixin, BaseSensorOperator):
     :param call_timeout: timeout of each API call, in seconds.
     :param coalesce: deferrable only: whether waits of the same service, connection, scope and
         interval in one triggerer share one list call per interval instead of one read each.
-        ``"auto"`` (default): once at least 4 such waits share a triggerer and the list costs at most
-        half their reads, falling back to per-job reads below that, and where the service or job
-        cannot be listed (CDM, DLI SQL jobs); ``True``: always (a ``ConfigurationError`` where it
-        cannot); ``False``: never. See the README's "Coalesced polling".
+        ``"auto"`` (default): once at least 3 such waits share a triggerer's event loop and a list
+        round costs at most half their reads, back to per-job reads below 2 waits or once a round
+        costs as many calls as their reads; per job always where the service or job cannot be listed
+        or its list carries less than a read (CDM, DLI SQL jobs). ``True``: always (a
+        ``ConfigurationError`` where it cannot); ``False``: never. See the README's "Coalesced polling".
     """
 
     ui_color = "#d9ecf2"

@@ -10,7 +10,9 @@ gets. A failed list call fails that poll's read of every waiter with the same er
 trigger's ``JobWatch`` retries it as usual). The last waiter leaving stops the poller.
 
 ``coalesce``: ``True`` always coalesces (ConfigurationError where it cannot); ``False`` never;
-``"auto"`` (the default) coalesces a scope only while that costs fewer calls than per-job polling:
+``"auto"`` (the default) coalesces a scope only while a round costs at most half the reads of
+per-job polling (a job's own final read, which per-job polling makes too, is not counted: jobs that
+end within about two polls of their wait's start gain nothing and may cost a few calls more):
 
 - per-job polling costs ``k`` reads per interval (``k``: the scope's waits in this loop); a
   coalesced round costs ``L + r``: ``L`` list requests (the first page of each listed status, plus
@@ -25,7 +27,8 @@ The gap between the two thresholds is the hysteresis: a fleet hovering around on
 flap. A switch loses no poll and doubles no read: off→on, a wait takes the first list answer taken
 after its own last read; on→off, the poller's next round time is when the waiting waits make their
 own reads. Where auto cannot coalesce (a service with no list of active jobs, a ref the list does
-not serve, a list whose entries carry less than a read) the wait polls per job, logged once.
+not serve, a list whose entries carry less than a read: the service's ``Coalescing.unsupported``
+and ``auto_unsupported``, e.g. DLI SQL jobs) the wait polls per job, logged once.
 """
 
 from __future__ import annotations
@@ -62,17 +65,6 @@ AUTO_MIN_WAITS = 3
 AUTO_KEEP_WAITS = 2
 #: Entries per list page when a list request does not say (every service's lists use 100).
 DEFAULT_PAGE_SIZE = 100
-
-#: Lists whose entries carry less than a read, so auto must not use them (the XComs would differ).
-#: A service fact: it belongs in the service's ``Coalescing`` (e.g. a ``complete(ref)`` field);
-#: kept here until services/dli.py declares it.
-_AUTO_INCOMPLETE: dict[str, Callable[[Any], str | None]] = {
-    "dli": lambda ref: (
-        "DLI's SQL job list carries no progress and no subjobs, which a read does"
-        if getattr(ref, "job_type", "sql") == "sql"
-        else None
-    ),
-}
 
 PollerKey = tuple[str, str, tuple[str, ...], tuple[Any, ...], float]
 _POLLERS: PerLoopCache[PollerKey, Poller] = PerLoopCache()
@@ -119,9 +111,10 @@ def coalescing_of(service: str, ref: JobRef | Mapping[str, Any] | None = None) -
 def auto_refusal(service: str, ref: JobRef | Mapping[str, Any] | None) -> str | None:
     """Why ``coalesce="auto"`` polls this wait per job (logged once per reason); None: it may coalesce."""
     why = why_not_coalescing(service, ref)
-    if why is None and service in _AUTO_INCOMPLETE and ref is not None:
-        spec = get_service(service)
-        why = _AUTO_INCOMPLETE[service](ref if isinstance(ref, JobRef) else spec.ref(ref))
+    spec = get_service(service)
+    if why is None and ref is not None and spec.coalescing is not None:
+        # The service's own word on whether its list carries all a read does (services/<name>.py).
+        why = spec.coalescing.auto_unsupported(ref if isinstance(ref, JobRef) else spec.ref(ref))
     if why is not None and (service, why) not in _LOGGED:
         _LOGGED.add((service, why))
         log.info("coalesce='auto': %s waits poll per job (%s).", service, why)

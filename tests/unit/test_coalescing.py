@@ -556,6 +556,33 @@ def test_auto_with_a_ref_the_list_cannot_serve(monkeypatch: pytest.MonkeyPatch) 
         JobStatusTrigger("dataproc", {"job_id": "a", "region": "europe-west1"}, coalesce=True)
 
 
+def test_auto_asks_the_service_whether_its_list_carries_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which lists carry less than a read is the service's word (``Coalescing.auto_unsupported`` in
+    services/<name>.py), not coalescing.py's: auto polls such refs per job, True still lists them."""
+    import dataclasses
+    import inspect
+
+    from airflow_jobstatus.services import REGISTRY, dli
+
+    dli_coalescing = REGISTRY["dli"].coalescing
+    assert dli_coalescing is not None and dli_coalescing.auto_unsupported is dli.auto_unsupported
+    assert "progress" in (dli.auto_unsupported(dli.DliJobRef("q")) or "")
+    assert dli.auto_unsupported(dli.DliJobRef("b", job_type="spark")) is None
+    source = inspect.getsource(coalescing)
+    assert '"dli"' not in source and "'dli'" not in source  # no service named in the mechanism
+
+    spec = REGISTRY["dataproc"]
+    assert spec.coalescing is not None and spec.coalescing.auto_unsupported(None) is None  # the default
+    thin = dataclasses.replace(spec.coalescing, auto_unsupported=lambda ref: "thin entries")
+    monkeypatch.setitem(REGISTRY, "dataproc", dataclasses.replace(spec, coalescing=thin))
+    coalescing._LOGGED.clear()
+    trigger = JobStatusTrigger("dataproc", {"job_id": "a", "region": "europe-west1"})
+    assert coalescing.auto_refusal("dataproc", trigger._ref()) == "thin entries"
+    assert trigger._waiter(None, trigger._ref()) is None  # type: ignore[arg-type]
+    forced = JobStatusTrigger("dataproc", {"job_id": "a", "region": "europe-west1"}, coalesce=True)
+    assert forced._waiter(None, forced._ref()) is not None  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("value", "parsed"), [("auto", "auto"), ("AUTO", "auto"), (True, True), (False, False), ("false", False)]
 )
