@@ -611,3 +611,17 @@ def test_list_requests_estimate() -> None:
     assert coalescing.list_shape(dli, DliJobRef("b", job_type="spark")) == (3, 100)
     assert [coalescing.list_requests(1, 100, n) for n in (0, 100, 101, 450)] == [1, 1, 2, 5]
     assert coalescing.list_requests(3, 100, 150) == 4
+
+
+def test_the_documented_auto_thresholds_are_the_code_s() -> None:
+    """The sensor docstring and the README state the thresholds auto implements."""
+    from pathlib import Path
+
+    from airflow_jobstatus.sensors.base import JobStatusSensor
+
+    on, off = coalescing.AUTO_MIN_WAITS, coalescing.AUTO_KEEP_WAITS
+    doc = " ".join((JobStatusSensor.__doc__ or "").split())
+    assert f"at least {on} such waits" in doc and f"below {off} waits" in doc
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert f"on once `k >= {on}` and `L + r <= k / 2`" in readme
+    assert f"off when `k < {off}` or `L + r >= k`" in readme
