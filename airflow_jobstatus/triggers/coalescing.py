@@ -11,17 +11,26 @@ trigger's ``JobWatch`` retries it as usual). The last waiter leaving stops the p
 
 ``coalesce``: ``True`` always coalesces (ConfigurationError where it cannot); ``False`` never;
 ``"auto"`` (the default) coalesces a scope only while a round costs at most half the reads of
-per-job polling (a job's own final read, which per-job polling makes too, is not counted: jobs that
-end within about two polls of their wait's start gain nothing and may cost a few calls more):
+per-job polling and the calls its rounds saved so far pay for the next one:
 
 - per-job polling costs ``k`` reads per interval (``k``: the scope's waits in this loop); a
   coalesced round costs ``L + r``: ``L`` list requests (the first page of each listed status, plus
   one per further 100 entries: a list returns every active job of the scope, waited on here or
   not) and ``r`` own reads of waits whose job was missing from the list but still active;
 - **on** when ``k >= AUTO_MIN_WAITS`` and ``L + r <= k / 2`` (``L`` of the last list, or before the
-  first one the first-page requests);
+  first one the first-page requests), and the ledger covers a round;
 - **off** when ``k < AUTO_KEEP_WAITS`` or ``L + r >= k`` (a list that pages more than the scope's
-  waits turns it off after one round; it comes back only once ``k >= 2 (L + r)``).
+  waits turns it off after one round; it comes back only once ``k >= 2 (L + r)``), or when the
+  ledger no longer covers a round;
+- the ledger (``Poller.credit``): each wait keeps per-job polling's cadence (a read at its start and
+  every interval after); a list entry standing in for one of those reads saves a call, a round costs
+  its requests, an own read per-job polling would not have made costs one (a job's final read is
+  made in both). After its first round a scope lists only while the savings pay for a whole round,
+  so a round that finds every job ended leaves auto at or under per-job polling; only the first
+  round is not covered (it costs ``L`` more when every job it serves has ended by then). It is made
+  when the earliest wait reading on its own is due (with those due within one ``shared_sleep``
+  tick), and waits joining then take it as their first reading, so it stands in for reads of two
+  waits or more.
 
 The gap between the two thresholds is the hysteresis: a fleet hovering around one of them does not
 flap. A switch loses no poll and doubles no read: off→on, a wait takes the first list answer taken
@@ -48,7 +57,7 @@ from airflow_jobstatus.hooks.loop_cache import PerLoopCache
 from airflow_jobstatus.services import get_service
 from airflow_jobstatus.services.base import Coalescing, JobRef
 from airflow_jobstatus.services.google import impersonation_chain
-from airflow_jobstatus.wait.shared_sleep import shared_sleep
+from airflow_jobstatus.wait.shared_sleep import TICK, shared_sleep
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +185,13 @@ class Poller:
         self.misses = 0
         self.last_misses = 0
         self.switches = 0
+        #: Calls this poller's list rounds saved so far against per-job polling of the same waits
+        #: (``Waiter._covers``): plus 1 for each list entry that stands in for a read per-job polling
+        #: would have made, minus a round's requests, minus 1 for an own read it would not have made.
+        #: Auto makes a list round only while ``credit`` covers it (its first round excepted).
+        self.credit = 0
+        #: Whether this poller has made its first list round (the one its credit cannot cover).
+        self.probed = False
         self._loop = asyncio.get_running_loop()
         self._next: asyncio.Future[Snapshot] = self._loop.create_future()
         self._task: asyncio.Task[None] | None = None
@@ -200,13 +216,17 @@ class Poller:
         """Calls of one coalesced round: the last list's requests and the misses' own reads."""
         return self.last_requests + self.last_misses
 
+    def covered(self) -> bool:
+        """Whether the calls saved so far pay for one more round (``credit``), or none was made yet."""
+        return not self.probed or self.credit >= self.cost()
+
     def wants_on(self) -> bool:
         k = len(self.waiters)
-        return self.forced > 0 or (k >= AUTO_MIN_WAITS and 2 * self.cost() <= k)
+        return self.forced > 0 or (k >= AUTO_MIN_WAITS and 2 * self.cost() <= k and self.covered())
 
     def wants_off(self) -> bool:
         k = len(self.waiters)
-        return self.forced <= 0 and (k < AUTO_KEEP_WAITS or self.cost() >= k)
+        return self.forced <= 0 and (k < AUTO_KEEP_WAITS or self.cost() >= k or not self.covered())
 
     def _switch(self, on: bool) -> None:
         """Start or stop coalescing (the caller publishes the round at which it stops)."""
@@ -222,7 +242,22 @@ class Poller:
             self.cost(),
         )
         if on and (self._task is None or self._task.done()):
-            self._task = self._loop.create_task(self._run(), name=f"coalesced poll {self.key[:2]}")
+            name = f"coalesced poll {self.key[:2]}"
+            self._task = self._loop.create_task(self._run(self.first_round()), name=name)
+
+    def first_round(self) -> float:
+        """When auto's first list round after switching on is made: when the earliest of the waits
+        reading on their own needs its next reading (or the last of those due within one
+        ``shared_sleep`` tick of it, which per-job polling's sleeps round to anyway), so the round
+        stands in for those reads as well as for the first readings of the waits still to make one
+        (they wait for it); at once with a ``coalesce=True`` wait, or when no wait has read yet."""
+        now = self._loop.time()
+        if self.forced > 0:
+            return now
+        due = sorted(w._last + self.interval for w in self.waiters if w._own and w._last > -math.inf)
+        if not due:
+            return now
+        return max(now, max(d for d in due if d <= due[0] + TICK))
 
     def stop(self) -> None:
         if self._task is not None and not self._task.done():
@@ -238,20 +273,24 @@ class Poller:
         """The next list call's outcome (shielded: one waiter cancelled does not cancel the others')."""
         return await asyncio.shield(self._next)
 
-    async def _run(self) -> None:
+    async def _run(self, start: float | None = None) -> None:
+        if start is not None and start > self._loop.time():
+            await asyncio.sleep(start - self._loop.time())
         while self.waiters:
             started = self._loop.time()
             self.last_misses, self.misses = self.misses, 0
             self.forced = sum(1 for w in self.waiters if not w.auto)  # also after a waiter was dropped
-            if self.latest is not None and not self.latest.off and self.wants_off():
+            if self.wants_off():  # also when waits left while its first round was due
                 # Now is when the waiting waits need their next reading: they make it themselves.
                 self._task = None
                 self._switch(False)
                 self._publish(Snapshot(self._generation(), {}, taken=started, off=True))
                 return
+            self.probed = True
             snapshot = await self._list(started)
             if snapshot.error is None:
                 self.last_requests = list_requests(self.first_pages, self.page_size, len(snapshot.entries))
+            self.credit -= self.last_requests
             self._publish(snapshot)
             await asyncio.sleep(max(0.0, started + self.interval - self._loop.time()))
         self.stop()
@@ -287,7 +326,9 @@ class Waiter:
     __slots__ = (
         "__weakref__",
         "_last",
+        "_origin",
         "_own",
+        "_point",
         "_poller",
         "_seen",
         "auto",
@@ -304,6 +345,10 @@ class Waiter:
         self._seen = 0
         self._last = -math.inf  # loop time of this wait's last reading (own read or list call start)
         self._own = False  # whether that reading was a per-job poll (its own cadence)
+        #: Per-job polling of this wait would read at ``_origin + n * interval`` (n = 0, 1, …): the
+        #: loop time of its first reading, and the last such n a reading of it stood in for.
+        self._origin: float | None = None
+        self._point = -1
 
     def _join(self) -> Poller:
         coalescing = coalescing_of(self.ref.service, self.ref)
@@ -312,6 +357,8 @@ class Waiter:
         poller = registry.get(key)
         if poller is None:
             poller = registry[key] = Poller(key, self.hook, self.ref, coalescing)
+        if self._origin is None:  # per-job polling's first read would be now
+            self._origin = asyncio.get_running_loop().time()
         poller.join(self)
         self._poller = poller
         return poller
@@ -337,6 +384,23 @@ class Waiter:
         # read, as per-job polling (then the latest list answer taken since, or the next one).
         await sleep(self.interval)
 
+    def _covers(self, taken: float) -> bool:
+        """Whether a reading of the job as it was at loop time ``taken`` stands in for a read per-job
+        polling would have made (the last of its read times at or before ``taken`` that no earlier
+        reading stood in for); False: per-job polling would have read the job once for both."""
+        origin = taken if self._origin is None else self._origin
+        point = math.floor((taken - origin) / self.interval + 1e-6)
+        if point <= self._point:
+            return False
+        self._point = point
+        return True
+
+    def _own_read_done(self, poller: Poller, taken: float, status: JobStatus) -> None:
+        """Book an own read: a final one is the read per-job polling ends with too; an active one
+        per-job polling would not have made (two readings within one of its intervals) costs a call."""
+        if not status.state.is_terminal and not self._covers(taken):
+            poller.credit -= 1
+
     async def __call__(self) -> JobStatus:
         poller = self._poller or self._join()
         snapshot = poller.latest
@@ -344,7 +408,9 @@ class Waiter:
             snapshot = await poller.next_snapshot() if poller.coalescing_now else None
         if snapshot is None or snapshot.off:
             self._last, self._own = asyncio.get_running_loop().time(), True
-            return await self.hook.aget_status(self.ref)  # per-job polling
+            own = await self.hook.aget_status(self.ref)  # per-job polling
+            self._own_read_done(poller, self._last, own)
+            return own
         listed_before = self._seen > 0  # not its first list answer (a new job may not be listed yet)
         self._seen, self._last, self._own = snapshot.generation, snapshot.taken, False
         if snapshot.error is not None:
@@ -356,10 +422,13 @@ class Waiter:
             except Exception:  # an entry we cannot read: the job's own read decides
                 status = None
             if status is not None and not status.state.is_terminal:
+                if self._covers(snapshot.taken):
+                    poller.credit += 1  # a read per-job polling would have made, saved
                 return status
         status = await self.hook.aget_status(self.ref)  # left the active list: the full final read
         if listed_before and not status.state.is_terminal:
             poller.misses += 1  # active but not listed: a cost of coalescing that per-job would not have
+        self._own_read_done(poller, snapshot.taken, status)
         return status
 
     def close(self) -> None:

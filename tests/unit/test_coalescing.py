@@ -1,12 +1,15 @@
 """The coalescer's rules against an in-memory list (no wire): one list call per interval per key,
 absent or terminal → the job's own read, list errors per waiter, the poller's lifetime, keys kept
 apart, detection within the interval; the trigger/sensor switch; and ``coalesce="auto"``: the
-threshold, the page rule, hysteresis, switches that lose no poll, what auto polls per job."""
+threshold, the page rule, hysteresis, switches that lose no poll, what auto polls per job; and, in
+virtual time through the trigger, that auto never makes more calls than per-job polling."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import selectors
 from typing import Any
 
 import pytest
@@ -368,7 +371,8 @@ async def polling(waiter: Waiter, readings: list[tuple[float, JobStatus]], round
     loop = asyncio.get_running_loop()
     try:
         for i in range(rounds):
-            readings.append((loop.time(), await waiter()))
+            status = await waiter()  # a reading's time: when it is taken (a first one may wait for a list)
+            readings.append((loop.time(), status))
             if i < rounds - 1:
                 await waiter.pause()
     finally:
@@ -625,3 +629,157 @@ def test_the_documented_auto_thresholds_are_the_code_s() -> None:
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
     assert f"on once `k >= {on}` and `L + r <= k / 2`" in readme
     assert f"off when `k < {off}` or `L + r >= k`" in readme
+
+
+# -- auto against per-job polling, call for call (virtual time, through the trigger) -----------------
+
+
+class _Jump(selectors.SelectSelector):
+    """Nothing ever becomes ready here: instead of blocking, the loop's clock jumps to its next timer."""
+
+    def __init__(self, loop: VirtualLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        events = super().select(0)
+        if not events:
+            if timeout is None:
+                raise RuntimeError("the scenario waits on nothing: deadlock")
+            self.loop.now += timeout
+        return events
+
+
+class VirtualLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock moves only from timer to timer: a scenario of minutes runs in
+    milliseconds, and every call's time is exact (no scheduler jitter)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_Jump(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_virtual(coro: Any) -> Any:
+    loop = VirtualLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+class TimedHook(ListHook):
+    """Jobs that run until a loop time: the list shows the running ones, a read says RUNNING or DONE
+    (the same status a list entry parses to, so both modes' events can be compared whole)."""
+
+    def __init__(self, ends: dict[str, float]) -> None:
+        super().__init__({})
+        self.ends = ends
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def alist_active(self, ref: Any) -> list[Any]:
+        self.active = {j: "RUNNING" for j, end in self.ends.items() if self._now() < end}
+        return await super().alist_active(ref)
+
+    async def aget_status(self, ref: Any) -> JobStatus:
+        if self._now() >= self.ends[ref.job_id]:
+            self.final[ref.job_id] = JobStatus(
+                "dataproc", ref.job_id, JobState.SUCCEEDED, "DONE", message="m"
+            )
+        return await super().aget_status(ref)
+
+
+def _same_as_a_read(entry: dict[str, Any], ref: Any) -> JobStatus:
+    return JobStatus("dataproc", ref.job_id, JobState(entry["state"]), entry["state"])
+
+
+SAME = Coalescing(("project_id", "region"), lambda p, r: None, lambda e: e["id"], _same_as_a_read)
+
+
+def fleet(
+    monkeypatch: pytest.MonkeyPatch, mode: Any, starts: list[float], lengths: list[float], interval: float
+) -> tuple[int, list[dict[str, Any]], list[float]]:
+    """One scope's waits through ``JobStatusTrigger.run`` as the triggerer drives them: wait i starts
+    at ``starts[i]``, its job ends ``lengths[i]`` later. (calls, events, detection delays)."""
+    ends = {f"j{i}": s + d for i, (s, d) in enumerate(zip(starts, lengths, strict=True))}
+    hook = TimedHook(ends)
+    monkeypatch.setattr(JobStatusTrigger, "_hook", lambda self: hook)
+    monkeypatch.setattr(coalescing, "coalescing_of", lambda service, ref=None: SAME)
+    events: dict[int, dict[str, Any]] = {}
+    delays: dict[int, float] = {}
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(starts[i])
+        job = {"job_id": f"j{i}", "region": "europe-west1", "project_id": "p"}
+        agen = JobStatusTrigger("dataproc", job, poll_interval=interval, coalesce=mode).run()
+        event = await agen.__anext__()
+        await agen.aclose()
+        payload = dict(event.payload)  # the history's wall-clock times aside
+        payload["progress_history"] = [{**h, "at": None} for h in payload["progress_history"]]
+        events[i] = payload
+        delays[i] = asyncio.get_running_loop().time() - max(starts[i], ends[f"j{i}"])
+
+    async def scenario() -> None:
+        await asyncio.gather(*(one(i) for i in range(len(starts))))
+        assert active_pollers() == {}
+
+    run_virtual(scenario())
+    order = range(len(starts))
+    return len(hook.lists) + len(hook.reads), [events[i] for i in order], [delays[i] for i in order]
+
+
+def per_job_reads(starts: list[float], lengths: list[float], interval: float) -> int:
+    """Reads per-job polling needs: one at each start and every interval until one sees the end."""
+    return sum(1 + math.ceil(d / interval - 1e-9) for d in lengths)
+
+
+T = 5.0
+#: (starts, job lengths) in intervals; every wait's job outlives its start.
+CASES = {
+    **{  # three waits started within one interval, each polled P times by per-job polling
+        f"short-{p}-polls": ([0.0, 0.3, 0.6], [p - 1.5] * 3) for p in (2, 3, 4)
+    },
+    **{  # the same with jobs ending at different points of their last interval
+        f"short-{p}-polls-uneven": ([0.0, 0.3, 0.6], [p - 1.9, p - 1.5, p - 1.1]) for p in (2, 3, 4)
+    },
+    "long-20-polls": ([0.0, 0.3, 0.6], [18.5] * 3),
+    "staggered-starts": ([0.0, 0.7, 1.6, 2.2, 3.9], [3.5] * 5),
+    "different-ends": ([0.0, 0.2, 0.5, 0.9], [1.5, 4.2, 9.6, 19.5]),
+    "all-at-once": ([0.0] * 4, [2.5, 2.5, 6.5, 6.5]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_auto_never_makes_more_calls_than_per_job_polling(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Calls of ``coalesce="auto"`` against ``False`` for the same waits and jobs: never more, the same
+    events (verdict, job status, history), detection within the interval (+ 1 s) in both."""
+    starts, lengths = ([x * T for x in v] for v in CASES[case])
+    auto_calls, auto_events, auto_delays = fleet(monkeypatch, "auto", starts, lengths, T)
+    per_job_calls, per_job_events, per_job_delays = fleet(monkeypatch, False, starts, lengths, T)
+    assert per_job_calls == per_job_reads(starts, lengths, T)
+    assert auto_calls <= per_job_calls, (case, auto_calls, per_job_calls)
+    assert auto_events == per_job_events and all(e["status"] == "success" for e in auto_events)
+    assert max(auto_delays) <= T + 1 and max(per_job_delays) <= T + 1
+    if case == "long-20-polls":  # where it pays: about one call per interval for the three waits
+        assert auto_calls <= 0.5 * per_job_calls
+
+
+def test_auto_costs_one_call_more_at_most_when_its_first_list_finds_no_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two jobs ending right after their waits started (per-job polling reads each twice), the third
+    over before its wait starts (one read): the first list round, which nothing saved so far pays
+    for, finds none of them running, and it is the last round (its credit is spent). Auto costs one
+    call more, with the same verdicts and final statuses: the bound of the rule."""
+    starts, lengths = [0.0, 0.3 * T, 0.6 * T], [0.1 * T, 0.1 * T, -0.1 * T]
+    auto_calls, auto_events, auto_delays = fleet(monkeypatch, "auto", starts, lengths, T)
+    per_job_calls, per_job_events, _ = fleet(monkeypatch, False, starts, lengths, T)
+    assert [(e["status"], e["job_status"]) for e in auto_events] == [
+        (e["status"], e["job_status"]) for e in per_job_events
+    ]
+    assert auto_calls == per_job_calls + 1 and max(auto_delays) <= T + 1
