@@ -1,4 +1,6 @@
-"""Our fleet runner: N JobStatusTriggers on one event loop (run by run.py in a fresh process).
+"""Our fleet runner: N JobStatusTriggers on one event loop (run by run.py in a fresh process), with
+``coalesce=False`` (each reads its own job, as the Google provider's triggers do; coalesce.py runs
+the other modes through ``fleet_main`` with its own ``make_trigger``).
 
 Usage: fleet.py SERVICES READY_FILE PLAN_FILE RESULT_FILE (SERVICES comma-separated).
 """
@@ -30,7 +32,8 @@ def make_trigger(job: dict[str, Any]) -> JobStatusTrigger:
     """The trigger a deferred sensor would hand the triggerer for this job, with the id the triggerer sets."""
     if CENSUS_PATH and not _census_started:
         _start_census()
-    trigger = JobStatusTrigger(job["service"], job["ref"], poll_interval=job["poll"])
+    # Per-job polling, as the Google provider's triggers it is compared with (coalesce.py: the others).
+    trigger = JobStatusTrigger(job["service"], job["ref"], poll_interval=job["poll"], coalesce=False)
     trigger.trigger_id = next(_TRIGGER_IDS)
     return trigger
 
@@ -111,7 +114,8 @@ def warm_up_for(services: list[str]):  # type: ignore[no-untyped-def]
 
     async def warm_up() -> None:
         async def one(service: str) -> None:
-            trigger = JobStatusTrigger(service, job_ref(service, f"warm-{service}"), poll_interval=0.1)
+            ref = job_ref(service, f"warm-{service}")
+            trigger = JobStatusTrigger(service, ref, poll_interval=0.1, coalesce=False)
             async for event in trigger.run():
                 if event.payload.get("status") != "success":
                     raise RuntimeError(f"warm-up of {service} failed: {event.payload}")

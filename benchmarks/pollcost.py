@@ -179,7 +179,8 @@ async def drive_triggers(
 
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, t0 + i / n * interval - loop.time()))
-        trigger = JobStatusTrigger(service, job_ref(service, job_id(service, i)), poll_interval=interval)
+        ref = job_ref(service, job_id(service, i))  # each poller reads its own job: per-job polling
+        trigger = JobStatusTrigger(service, ref, poll_interval=interval, coalesce=False)
         hook_poll = trigger._hook  # count polls by wrapping the hook the trigger builds
 
         def counting_hook() -> Any:

@@ -76,9 +76,13 @@ class JobStatusSensor(JobLineageMixin, JobWaitMixin, BaseSensorOperator):
     :param max_backoff: the longest pause between retries of a transient error (> 0).
     :param not_found_grace: seconds after the wait starts during which "not found" is retried.
     :param call_timeout: timeout of each API call, in seconds.
-    :param coalesce: deferrable only: waits of the same service, connection, scope and interval in
-        one triggerer share one list call per interval instead of one read each (default False;
-        services without a list of active jobs refuse it; see the README's "Coalesced polling").
+    :param coalesce: deferrable only: whether waits of the same service, connection, scope and
+        interval in one triggerer share one list call per interval instead of one read each.
+        ``"auto"`` (default): once at least 3 such waits share a triggerer's event loop and a list
+        round costs at most half their reads, back to per-job reads below 2 waits or once a round
+        costs as many calls as their reads; per job always where the service or job cannot be listed
+        or its list carries less than a read (CDM, DLI SQL jobs). ``True``: always (a
+        ``ConfigurationError`` where it cannot); ``False``: never. See the README's "Coalesced polling".
     """
 
     ui_color = "#d9ecf2"

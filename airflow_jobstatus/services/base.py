@@ -82,13 +82,17 @@ class JobRef:
 
 @dataclass(frozen=True)
 class Coalescing:
-    """How waits on one service share one "list the active jobs" call (opt-in ``coalesce=True``).
+    """How waits on one service share one "list the active jobs" call (``coalesce``: "auto", the
+    default, where it saves calls, or ``True``).
 
     ``scope_fields``: the ref fields that, with the connection, name one list call (a project and
     region). ``list_call(project, ref)``: what the hook sends (Google: the client method and request;
     Huawei: the service module's own description). ``entry_id(entry)``: a listed job's id, matched
     against ``ref.job_id``. ``parse_entry(entry, ref)``: a listed job as a JobStatus.
-    ``unsupported(ref)``: why this ref cannot coalesce (None when it can).
+    ``unsupported(ref)``: why this ref cannot coalesce (None when it can; ``coalesce=True`` raises
+    it, "auto" polls the ref per job). ``auto_unsupported(ref)``: why "auto" polls this ref per job
+    although ``True`` may list it: the list's entries carry less than a read (the XComs would differ
+    from per-job polling's); None when auto may coalesce it.
     """
 
     scope_fields: tuple[str, ...]
@@ -96,6 +100,7 @@ class Coalescing:
     entry_id: Callable[[Any], str]
     parse_entry: Callable[[Any, Any], JobStatus]
     unsupported: Callable[[Any], str | None] = lambda ref: None
+    auto_unsupported: Callable[[Any], str | None] = lambda ref: None
 
 
 #: What a list call names instead of a job id (errors, the placeholder ref of a scope).
@@ -186,7 +191,7 @@ class ServiceSpec:
     attention: frozenset[str | None] = frozenset()
     #: ``(native, substate, job_type) -> JobState`` when a table lookup is not the whole rule.
     normalizer: Callable[[str, str | None, str | None], JobState] | None = None
-    #: How waits share one list call (``coalesce=True``); None: the service cannot, see below.
+    #: How waits share one list call (``coalesce="auto"``/``True``); None: the service cannot, see below.
     coalescing: Coalescing | None = None
     #: Why the service cannot coalesce (the ConfigurationError and the README say it).
     no_coalescing_reason: str = ""

@@ -411,6 +411,15 @@ def watched(entry: Any, scope: Mapping[str, Any]) -> Watched:
     )
 
 
+def auto_unsupported(ref: DliJobRef) -> str | None:
+    """Why ``coalesce="auto"`` reads a SQL job on its own: a listed SQL job carries no progress and no
+    subjobs, which its progress read does (the XComs would differ from per-job polling's). A listed
+    Spark batch carries its state, all its read has: auto may list it."""
+    if ref.job_type == "sql":
+        return "DLI's SQL job list carries no progress and no subjobs, which a read does"
+    return None
+
+
 def list_entry_id(entry: Any) -> str:
     """A listed SQL job's ``job_id`` or Spark batch's ``id``."""
     if not isinstance(entry, Mapping):
@@ -505,7 +514,9 @@ SPEC = ServiceSpec(
     job_types=JOB_TYPES,
     normalizer=normalize,
     cancel_note="SQL: DELETE the job; Spark: DELETE the batch. A job that already ended is not cancelled.",
-    coalescing=Coalescing(("job_type",), list_active_call, list_entry_id, parse),
+    coalescing=Coalescing(
+        ("job_type",), list_active_call, list_entry_id, parse, auto_unsupported=auto_unsupported
+    ),
     watching=Watching(
         ("job_type", "queue_name"),
         list_watched_call,

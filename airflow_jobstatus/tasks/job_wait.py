@@ -121,7 +121,7 @@ class JobWaitMixin:
         not_found_grace: float | None = None,
         call_timeout: float = 30.0,
         impersonation_chain: str | Sequence[str] | None = None,
-        coalesce: bool = False,
+        coalesce: bool | str = "auto",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -137,10 +137,11 @@ class JobWaitMixin:
         if impersonation_chain is not None and self.spec.cloud != "google":
             raise ConfigurationError("impersonation_chain applies to Google services only.")
         self.impersonation_chain = impersonation_chain
-        self.coalesce = bool(coalesce)
-        if self.coalesce:  # a service without a list of active jobs fails when the DAG is parsed
-            from airflow_jobstatus.triggers.coalescing import coalescing_of
+        from airflow_jobstatus.triggers.coalescing import coalescing_of, parse_coalesce
 
+        # True, False or "auto" (coalesce where it saves calls, else per job: never an error).
+        self.coalesce = parse_coalesce(coalesce)
+        if self.coalesce is True:  # a service without a list of active jobs fails when the DAG is parsed
             coalescing_of(self.service)
 
     # -- the service -------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class JobWaitMixin:
         stand_in = self.spec.ref_type.parse_placeholder
         fields = {k: (v if _known_at_parse(v) else stand_in) for k, v in self.ref_fields().items()}
         ref = self.spec.ref(fields)
-        if getattr(self, "coalesce", False):  # e.g. a DLI Spark batch cannot coalesce
+        if getattr(self, "coalesce", False) is True:  # a ref the list cannot serve ("auto": per job)
             from airflow_jobstatus.triggers.coalescing import coalescing_of
 
             coalescing_of(self.service, ref)

@@ -34,6 +34,7 @@ from airflow_jobstatus.core.templating import is_template
 from airflow_jobstatus.hooks.base import DEFAULT_CALL_TIMEOUT, JobStatusHook, make_hook
 from airflow_jobstatus.services import get_service, google
 from airflow_jobstatus.services.base import JobRef
+from airflow_jobstatus.triggers.coalescing import parse_coalesce
 from airflow_jobstatus.triggers.events import END_FROM_TRIGGER_STATES, decided_event, error_event, seen_of
 from airflow_jobstatus.wait import gc as triggerer_gc
 from airflow_jobstatus.wait.rules import (
@@ -94,6 +95,8 @@ class JobStatusTrigger(BaseTrigger):
     seen)`` (``"module:function"``) as a worker would, a job failure as ``failed`` or, with
     ``soft_fail``, ``skipped``, the failure's message in the task log. An outcome not listed, and
     every ``error`` event, resumes the task on a worker as before. ``cancel_on_kill``: a user killing the deferred task cancels the job.
+    ``coalesce``: ``"auto"`` (default: a list call shared by the scope's waits while that costs fewer
+    calls), True (always; ConfigurationError where the service cannot) or False (the job's own read).
     """
 
     def __init__(
@@ -115,7 +118,7 @@ class JobStatusTrigger(BaseTrigger):
         soft_fail: bool = False,
         push_return_value: bool = True,
         outcome_xcoms: str | None = None,
-        coalesce: bool = False,
+        coalesce: bool | str = "auto",
         wait_started: float | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
@@ -136,10 +139,10 @@ class JobStatusTrigger(BaseTrigger):
         self.soft_fail = bool(soft_fail)
         self.push_return_value = bool(push_return_value)
         self.outcome_xcoms = outcome_xcoms
-        self.coalesce = bool(coalesce)
+        self.coalesce = parse_coalesce(coalesce)
         #: When the task's wait started (epoch seconds): the wait-duration metric counts from there.
         self.wait_started = None if wait_started is None else float(wait_started)
-        if self.coalesce:
+        if self.coalesce is True:
             from airflow_jobstatus.triggers.coalescing import coalescing_of
 
             coalescing_of(service, self.job_ref or None)  # ConfigurationError when it cannot
@@ -189,12 +192,16 @@ class JobStatusTrigger(BaseTrigger):
 
     def _waiter(self, hook: JobStatusHook[Any], ref: JobRef) -> Waiter | None:
         """With ``coalesce``: the wait's polls through a list call shared by waits (its read, and a
-        pause until the next list answer instead of a sleep); None: the job's own read every interval."""
-        if not self.coalesce:
+        pause until the next list answer instead of a sleep), "auto" only while that saves calls
+        (``triggers/coalescing.py``); None: the job's own read every interval."""
+        if self.coalesce is False:
             return None
-        from airflow_jobstatus.triggers.coalescing import Waiter
+        from airflow_jobstatus.triggers.coalescing import Waiter, auto_refusal
 
-        return Waiter(hook, ref, self.poll_interval)
+        auto = self.coalesce == "auto"
+        if auto and auto_refusal(self.service, ref) is not None:
+            return None  # CDM, a ref the list does not serve: per-job polling (logged once)
+        return Waiter(hook, ref, self.poll_interval, auto=auto)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch = JobWatch.for_wait(self, log=self.log)
@@ -233,7 +240,7 @@ class JobStatusTrigger(BaseTrigger):
                 # Nothing of this poll is held through the interval: at 10,000 waits, objects that
                 # outlive two young collections are what sets off full GCs (shared_sleep's docstring).
                 del status
-                await (waiter.pause() if waiter else shared_sleep(self.poll_interval))
+                await (waiter.pause(shared_sleep) if waiter else shared_sleep(self.poll_interval))
         except ServiceError as err:
             yield TriggerEvent(dict(error_event(err, watch.snapshot())))
         except ConfigurationError as err:  # expected (an undefined connection): one line, no traceback
@@ -490,10 +497,10 @@ class JobStatusStartTrigger(JobStatusTrigger):
         self.job_ref = {name: values[name] for name in self.ref_fields}
         self.conn_id = values[self.conn_field]
         self._ref()  # a ConfigurationError for a value that is not a valid reference
-        if self.coalesce:
+        if self.coalesce is True:
             from airflow_jobstatus.triggers.coalescing import coalescing_of
 
-            coalescing_of(self.service, self.job_ref)  # e.g. a DLI Spark batch cannot coalesce
+            coalescing_of(self.service, self.job_ref)  # a ref the list cannot serve; "auto" polls per job
 
     async def after_first_read(self, hook: JobStatusHook[Any], ref: JobRef) -> None:
         """Push the console link, as a worker's task run does when it ends; a failure is only logged."""

@@ -91,6 +91,9 @@ race = waits_dag(
     RACE,
     "Sensors whose trigger fires on its first read, right after deferral, while the worker's exit is slow.",
     pre_execute=slow_worker,
+    # The job's timeline flips on its second read (the trigger's first): per-job reads, whatever
+    # JOBSTATUS_DEPLOY_RACE makes of the waits per scope (a list call is no read: it would never flip).
+    coalesce=False,
 )
 
 with DAG(
