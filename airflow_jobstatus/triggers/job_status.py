@@ -8,6 +8,7 @@ the sensor's own (templated) fields, which the triggerer renders before ``run()`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -484,6 +485,22 @@ class JobStatusStartTrigger(JobStatusTrigger):
             self._start_error = f"rendering {fields} got no answer within {self.render_timeout:g} s"
         except Exception as err:
             self._start_error = f"could not render {fields}: {type(err).__name__}: {err}"
+        finally:
+            self._release_dag_copy(context)
+
+    def _release_dag_copy(self, context: Context) -> None:
+        """Drop this trigger's copy of its DAG once the fields are rendered.
+
+        Airflow 3.3 deserializes the whole DAG for every trigger it starts in the triggerer (the task
+        instance's ``task`` and the render context hold it: 5 MB for a DAG of 2,000 sensors) and keeps
+        it for the trigger's life; nothing here needs it after the render, so a triggerer holding the
+        waits of one large DAG does not hold one copy of the DAG per wait."""
+        with contextlib.suppress(Exception):
+            context.clear()  # Airflow's run_trigger keeps this dict for the trigger's life
+        ti = self.task_instance
+        if ti is not None and getattr(ti, "task", None) is not None:
+            with contextlib.suppress(Exception):  # a task instance that refuses: keep it, lose nothing
+                ti.task = None
 
     async def _render_now(self, context: Context, jinja_env: jinja2.Environment | None) -> None:
         await _ensure_portal()  # sync SDK calls in a template await the supervisor through it

@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +96,16 @@ def _run_like_the_triggerer(trigger_row: Any, ti: Any, dag_run: Any, session: An
     context = runtime_ti.get_template_context()
     trigger.task_instance = runtime_ti
     trigger.render_template_fields(context=context)
+    dag_copy = weakref.ref(runtime_ti.task.dag)  # Airflow's copy of the whole DAG, for this trigger
     # the trigger's calls to the supervisor (XComs) go to the execution API, as from the triggerer
     event = InProcessTestSupervisor.run_trigger_in_process(trigger=trigger, ti=runtime_ti)
+    del runtime_ti
+    gc.collect()
+    # run_trigger keeps the context and the trigger its task instance for the wait's life. A failed
+    # render's traceback (kept by pytest's log capture, not by a triggerer) still holds jinja's copy.
+    assert context == {}, "the trigger kept the render context"
+    if ti.task_id != "restart":
+        assert dag_copy() is None, "the trigger kept its copy of the DAG after rendering"
     adapter = TypeAdapter(DiscrimatedTriggerEvent)
     return adapter.validate_python(adapter.dump_python(event, mode="json"))
 
