@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.triggers.base import (
     BaseTrigger,
@@ -496,7 +496,7 @@ class JobStatusStartTrigger(JobStatusTrigger):
         it for the trigger's life; nothing here needs it after the render, so a triggerer holding the
         waits of one large DAG does not hold one copy of the DAG per wait."""
         with contextlib.suppress(Exception):
-            context.clear()  # Airflow's run_trigger keeps this dict for the trigger's life
+            cast("dict[str, Any]", context).clear()  # Airflow's run_trigger keeps it for the trigger's life
         ti = self.task_instance
         if ti is not None and getattr(ti, "task", None) is not None:
             with contextlib.suppress(Exception):  # a task instance that refuses: keep it, lose nothing
