@@ -5,14 +5,14 @@ separate processes (tests/deployment/harness.py), one DAG run per scenario, meas
 tests/deployment/test_scale.run_scale. Two deployments, one after the other on this machine:
 
 - ``ours``: Airflow from this interpreter's venv; ``deploy_scale`` (``--waits`` sensors over every
-  service, started in the triggerer), then ``deploy_scale_dataproc`` (``--dataproc`` Dataproc sensors).
+  service, started in the triggerer, in DAGs of ``--dag-size``, one run each), then ``deploy_scale_dataproc`` (``--dataproc`` Dataproc sensors).
 - ``google``: every Airflow component from a venv with apache-airflow-providers-google (``--google-venv``,
   created with uv when missing); ``deploy_scale_dataproc`` again (ours, same venv), then the Google
   provider's ``DataprocSubmitJobOperator(deferrable=True)`` as it is (``deploy_scale_google``: submitted
   on a worker) and with its ``start_from_trigger=True`` (``deploy_scale_google_direct``), ``--dataproc``
   each. Its gRPC channels go to the simulator (benchmarks/google_sim/sitecustomize.py).
 
-Usage: deployment_scale.py [--waits 2000] [--dataproc 200] [--poll 10] [--only ours|google] [--out FILE]
+Usage: deployment_scale.py [--waits 2000] [--dag-size 100] [--dataproc 200] [--poll 10] [--only ours|google] [--out FILE]
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--waits", type=int, default=2000, help="sensors in deploy_scale (default 2000)")
     p.add_argument("--dataproc", type=int, default=200, help="waits per Dataproc comparison DAG")
+    p.add_argument(
+        "--dag-size",
+        type=int,
+        default=100,
+        help="deploy_scale's sensors per DAG (default 100; 0: all in one DAG, which Airflow 3.3's "
+        "triggerer starts in O(N²): it deserializes the whole DAG for every trigger it starts)",
+    )
     p.add_argument("--poll", type=float, default=10.0, help="poll interval of every wait, s")
     p.add_argument("--hold-polls", type=int, default=3, help="intervals held after every job was read")
     p.add_argument("--only", choices=("ours", "google"), help="one deployment only")
@@ -89,6 +96,7 @@ def settings(args: argparse.Namespace, phase: str, sim_env: dict[str, str] | Non
         JOBSTATUS_DEPLOY_SCALE=str(args.waits if phase == "ours" else 10),
         JOBSTATUS_DEPLOY_SCALE_DATAPROC=str(args.dataproc),
         JOBSTATUS_DEPLOY_SCALE_POLL=str(args.poll),
+        JOBSTATUS_DEPLOY_SCALE_DAG_SIZE=str(args.dag_size if phase == "ours" else 0),
     )
     if phase == "google":
         assert sim_env is not None
@@ -114,38 +122,43 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         DATAPROC_GOOGLE,
         DATAPROC_GOOGLE_DIRECT,
         DATAPROC_OURS,
+        scale_dags,
         scale_waits,
     )
     from tests.deployment.test_scale import run_scale
 
     phase = args.phase
+    scenarios: list[tuple[str, dict[str, list[Any]], bool]]
     if phase == "ours":
+        scale = scale_dags(scale_waits(args.waits, args.poll), args.dag_size)
         scenarios = [
-            ("deploy_scale", scale_waits(args.waits, args.poll), False),
-            ("deploy_scale_dataproc", DATAPROC_OURS, False),
+            ("deploy_scale", scale, False),
+            ("deploy_scale_dataproc", {"deploy_scale_dataproc": DATAPROC_OURS}, False),
         ]
     else:
         scenarios = [
-            ("deploy_scale_dataproc", DATAPROC_OURS, False),
-            ("deploy_scale_google", DATAPROC_GOOGLE, True),
-            ("deploy_scale_google_direct", DATAPROC_GOOGLE_DIRECT, True),
+            ("deploy_scale_dataproc", {"deploy_scale_dataproc": DATAPROC_OURS}, False),
+            ("deploy_scale_google", {"deploy_scale_google": DATAPROC_GOOGLE}, True),
+            ("deploy_scale_google_direct", {"deploy_scale_google_direct": DATAPROC_GOOGLE_DIRECT}, True),
         ]
     root = Path(tempfile.mkdtemp(prefix=f"jobstatus-scale-{phase}-", dir="/tmp"))
     out: dict[str, Any] = {"root": str(root)}
     started = time.monotonic()
-    dag_ids = tuple(s[0] for s in scenarios)
+    dag_ids = tuple(dag_id for _, dags, _ in scenarios for dag_id in dags)
     with harness.deployment(root, lambda sim: settings(args, phase, sim.env), dag_ids) as af:
         out["startup_s"] = round(time.monotonic() - started, 1)
         out["load_before"] = os.getloadavg()
-        for dag_id, waits, submitted in scenarios:
+        for dag_id, dags, submitted in scenarios:
             af.sim.reset()
-            print(f"[{phase}] {dag_id}: {len(waits)} waits …", flush=True)
+            print(
+                f"[{phase}] {dag_id}: {sum(map(len, dags.values()))} waits in {len(dags)} DAG(s) …",
+                flush=True,
+            )
             t0 = time.monotonic()
             try:
                 metrics = run_scale(
                     af,
-                    dag_id,
-                    waits,
+                    dags,
                     submitted=submitted,
                     hold_polls=args.hold_polls,
                     defer_timeout=3600,
@@ -175,6 +188,7 @@ def main() -> None:
             "dataproc": args.dataproc,
             "poll": args.poll,
             "hold_polls": args.hold_polls,
+            "dag_size": args.dag_size,
         },
         "cpus": os.cpu_count(),
     }
@@ -185,7 +199,7 @@ def main() -> None:
         part = args.out.with_suffix(f".{phase}.json")
         argv = [sys.executable, __file__, "--phase", phase, "--out", str(part)]
         argv += ["--waits", str(args.waits), "--dataproc", str(args.dataproc), "--poll", str(args.poll)]
-        argv += ["--hold-polls", str(args.hold_polls)]
+        argv += ["--hold-polls", str(args.hold_polls), "--dag-size", str(args.dag_size)]
         code = subprocess.run(argv, env=env, cwd=str(REPO)).returncode
         results[phase] = json.loads(part.read_text()) if part.exists() else {"failed": f"exit {code}"}
         part.unlink(missing_ok=True)

@@ -6,7 +6,8 @@ outcome. Sizes come from the environment, so the dag-processor and the harness b
 
 - ``deploy_scale``: ``JOBSTATUS_DEPLOY_SCALE`` sensors (default 60, the smoke) over every sensor kind
   of plan.KINDS, each variant of plan.VARIANTS except those ending in a service error on a worker.
-  They start in the triggerer (no worker start) and end there.
+  They start in the triggerer (no worker start) and end there. With ``JOBSTATUS_DEPLOY_SCALE_DAG_SIZE``
+  they are split into DAGs of that many (``deploy_scale_00``, …), one run each.
 - ``deploy_scale_dataproc``: ``JOBSTATUS_DEPLOY_SCALE_DATAPROC`` of this provider's Dataproc sensors.
 - ``deploy_scale_google``: as many of the Google provider's ``DataprocSubmitJobOperator(deferrable=True)``
   (when apache-airflow-providers-google is installed): submitted on a worker, then deferred, resumed on
@@ -26,6 +27,10 @@ SCALE = int(os.environ.get("JOBSTATUS_DEPLOY_SCALE", "60"))
 SCALE_DATAPROC = int(os.environ.get("JOBSTATUS_DEPLOY_SCALE_DATAPROC", "20"))
 #: Poll interval of every scale wait, seconds (10 s: docs/deployment.md's sizing table).
 SCALE_POLL = float(os.environ.get("JOBSTATUS_DEPLOY_SCALE_POLL", "10"))
+#: Sensors per DAG of the scale waits (0: all in one DAG, ``deploy_scale``). Airflow 3.3 deserializes a
+#: task's whole DAG in the triggerer for every trigger it starts there (``TriggerRunner.create_runtime_ti``:
+#: 241 ms for a DAG of 2,000 sensors, 4.3 ms for 100), so starting N sensors of one DAG costs O(N²).
+SCALE_DAG_SIZE = int(os.environ.get("JOBSTATUS_DEPLOY_SCALE_DAG_SIZE", "0"))
 SENSOR_KINDS = tuple(k for k in KINDS if k not in SERVICE)
 #: The Dataproc outcomes both providers' Dataproc waits report the same way (no soft_fail, no faults).
 DATAPROC_VARIANTS = tuple(v for v in VARIANTS["dataproc"] if v.name in ("ok", "error", "cancelled"))
@@ -52,6 +57,14 @@ def scale_waits(size: int = SCALE, poll: float = SCALE_POLL) -> list[Wait]:
         job_id = _job_id("scale", kind, i, 4_200_000_000)
         waits.append(Wait(f"{kind}_{i:05d}_{variant.name}", kind, variant, job_id, 2.0 + 3.0 * (i % 5), poll))
     return waits
+
+
+def scale_dags(waits: list[Wait] | None = None, size: int = SCALE_DAG_SIZE) -> dict[str, list[Wait]]:
+    """The scale waits by DAG: ``deploy_scale`` alone, or DAGs of ``size`` (``deploy_scale_00``, …)."""
+    waits = SCALE_WAITS if waits is None else waits
+    if size <= 0 or size >= len(waits):
+        return {"deploy_scale": waits}
+    return {f"deploy_scale_{k // size:02d}": waits[k : k + size] for k in range(0, len(waits), size)}
 
 
 def dataproc_waits(prefix: str, size: int = SCALE_DATAPROC, poll: float = SCALE_POLL) -> list[Wait]:

@@ -13,6 +13,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pytest
@@ -41,67 +42,97 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 2)
 
 
-def worker_runs(af: Airflow, dag_id: str) -> int:
+#: (dag_id, run_id) of each DAG run a scenario triggered.
+Runs = list[tuple[str, str]]
+
+
+def worker_runs(af: Airflow, dag_ids: Sequence[str]) -> int:
     """Task runs on a worker: the scheduler logs one executor event per run it reads back."""
     text = (af.home / "logs-components" / "scheduler.log").read_text(errors="replace")
-    return len(
-        re.findall(
-            rf"Received executor event with state \w+ for task instance TaskInstanceKey\(dag_id='{dag_id}'",
-            text,
+    return sum(
+        len(
+            re.findall(
+                rf"Received executor event with state \w+ for task instance TaskInstanceKey\(dag_id='{dag_id}'",
+                text,
+            )
         )
+        for dag_id in dag_ids
     )
 
 
-def started_on_a_worker(af: Airflow, dag_id: str, run_id: str) -> int:
-    rows = af.db.query(
-        "SELECT count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
-        "AND (queued_dttm IS NOT NULL OR pid IS NOT NULL OR hostname <> '')",
-        dag_id,
-        run_id,
+def _in_runs(runs: Runs, alias: str = "ti") -> tuple[str, list[str]]:
+    """A WHERE clause matching the task instances of ``runs``, and its parameters."""
+    pairs = ", ".join(["(%s, %s)"] * len(runs))
+    return f"({alias}.dag_id, {alias}.run_id) IN (VALUES {pairs})", [x for run in runs for x in run]
+
+
+def _query(af: Airflow, sql: str, runs: Runs) -> list[Any]:
+    where, params = _in_runs(runs)
+    return list(af.db.query(sql.format(runs=where), *params))
+
+
+def started_on_a_worker(af: Airflow, runs: Runs) -> int:
+    rows = _query(
+        af,
+        "SELECT count(*) FROM task_instance ti WHERE {runs} "
+        "AND (ti.queued_dttm IS NOT NULL OR ti.pid IS NOT NULL OR ti.hostname <> '')",
+        runs,
     )
     return int(rows[0][0])
 
 
-def triggers_per_triggerer(af: Airflow, dag_id: str, run_id: str) -> dict[str, int]:
-    rows = af.db.query(
+def triggers_per_triggerer(af: Airflow, runs: Runs) -> dict[str, int]:
+    rows = _query(
+        af,
         "SELECT t.triggerer_id, count(*) FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
-        "WHERE ti.dag_id = %s AND ti.run_id = %s GROUP BY t.triggerer_id",
-        dag_id,
-        run_id,
+        "WHERE {runs} GROUP BY t.triggerer_id",
+        runs,
     )
     names = {job: name for name, job in af.triggerer_jobs.items()}
     return {names.get(job, str(job)): int(n) for job, n in rows}
 
 
+def state_counts(af: Airflow, runs: Runs) -> Counter[str | None]:
+    return Counter(
+        {
+            state: int(n)
+            for state, n in _query(
+                af, "SELECT ti.state, count(*) FROM task_instance ti WHERE {runs} GROUP BY ti.state", runs
+            )
+        }
+    )
+
+
 def run_scale(
     af: Airflow,
-    dag_id: str,
-    waits: list[Wait],
+    dags: Mapping[str, list[Wait]],
     *,
     submitted: bool = False,
     hold_polls: int = 3,
     defer_timeout: float = 600.0,
     finish_timeout: float = 600.0,
 ) -> dict[str, Any]:
-    """Hold every job running, run ``dag_id``, wait until every wait is deferred and runs in a triggerer,
-    one interval (each has polled), ``hold_polls`` intervals more (the steady state), release, wait for the end; check and measure.
+    """Hold every job running, run each DAG of ``dags`` (its waits), wait until every wait is deferred and
+    runs in a triggerer, one interval (each has polled), ``hold_polls`` intervals more (the steady state),
+    release, wait for the end; check and measure.
 
     ``submitted``: the tasks submit their own Dataproc jobs (the Google operator), created running."""
     sim = af.sim
+    waits = [w for ws in dags.values() for w in ws]
     poll = waits[0].poll
     if submitted:
         sim.default_timeline("dataproc", [cast("dict[str, Any]", RUNNING["dataproc"])])
     else:
         hold(sim, waits)
     procs = {n: af.procs[n] for n in SAMPLED if n in af.procs} | {"simulator": sim.proc}
-    runs_before = worker_runs(af, dag_id)
+    runs_before = worker_runs(af, list(dags))
     with Sampler(procs) as sampler:
         wall0 = time.time()
-        run_id = af.trigger(dag_id)
+        runs: Runs = [(dag_id, af.trigger(dag_id)) for dag_id in dags]
 
         def all_deferred() -> bool:
             af.check_alive()
-            counts = af.state_counts(dag_id, run_id)
+            counts = state_counts(af, runs)
             early = {s: n for s, n in counts.items() if s in TERMINAL_TI or s == "up_for_retry"}
             if early:
                 pytest.fail(f"tasks ended before their jobs were released: {early}\n{af.diagnostics()}")
@@ -113,11 +144,11 @@ def run_scale(
 
         def all_assigned() -> bool:
             af.check_alive()
-            rows = af.db.query(
+            rows = _query(
+                af,
                 "SELECT count(*) FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
-                "WHERE ti.dag_id = %s AND ti.run_id = %s AND t.triggerer_id IS NOT NULL",
-                dag_id,
-                run_id,
+                "WHERE {runs} AND t.triggerer_id IS NOT NULL",
+                runs,
             )
             return int(rows[0][0]) == len(waits)
 
@@ -127,7 +158,7 @@ def run_scale(
         time.sleep(poll + 2.0)  # every trigger has polled once (coalesced or not)
         sampler.mark("held")
         held_from = time.time()
-        assigned = triggers_per_triggerer(af, dag_id, run_id)
+        assigned = triggers_per_triggerer(af, runs)
         time.sleep(hold_polls * poll)
         held_to = time.time()
         sampler.mark("released")
@@ -136,10 +167,12 @@ def run_scale(
             released[w.task_id] = sim.release(w.service, w.job_id, w.release_timeline())
             if w.variant.faults:
                 sim.fault(w.fault_kind, w.variant.faults, w.service, w.job_id)
-        state = wait_finished(af, dag_id, run_id, finish_timeout)
+        run_states = [wait_finished(af, dag_id, run_id, finish_timeout) for dag_id, run_id in runs]
         run_s = time.time() - wall0
-    assert state in ("success", "failed"), state
-    states = af.states(dag_id, run_id)
+    assert all(state in ("success", "failed") for state in run_states), run_states
+    states: dict[str, str | None] = {}
+    for dag_id, run_id in runs:
+        states.update(af.states(dag_id, run_id))
     wrong = {
         w.task_id: f"{states.get(w.task_id)} (expected {w.variant.expected})"
         for w in waits
@@ -151,29 +184,27 @@ def run_scale(
     method_calls = dict(Counter(c["method"] for c in calls))
     ends = {
         task: float(end)
-        for task, end in af.db.query(
-            "SELECT task_id, extract(epoch FROM end_date) FROM task_instance WHERE dag_id = %s AND run_id = %s",
-            dag_id,
-            run_id,
+        for task, end in _query(
+            af, "SELECT ti.task_id, extract(epoch FROM ti.end_date) FROM task_instance ti WHERE {runs}", runs
         )
     }
     detection = [ends[w.task_id] - released[w.task_id]["terminal_at"] for w in waits]
     clean = [ends[w.task_id] - released[w.task_id]["terminal_at"] for w in waits if not w.variant.faults]
-    db_deferred = af.db.query(
+    db_deferred = _query(
+        af,
         "SELECT extract(epoch FROM max(ti.start_date) - min(dr.start_date)) FROM task_instance ti "
-        "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
-        "WHERE ti.dag_id = %s AND ti.run_id = %s",
-        dag_id,
-        run_id,
+        "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE {runs}",
+        runs,
     )[0][0]
     window_polls = len(waits) * (held_to - held_from) / poll
     return {
-        "run_id": run_id,
+        "runs": [list(run) for run in runs],
         "waits": len(waits),
+        "dags": len(runs),
         "poll_s": poll,
         "outcomes": dict(Counter(str(v) for v in states.values())),
-        "tis_started_on_a_worker": started_on_a_worker(af, dag_id, run_id),
-        "worker_runs": worker_runs(af, dag_id) - runs_before,
+        "tis_started_on_a_worker": started_on_a_worker(af, runs),
+        "worker_runs": worker_runs(af, list(dags)) - runs_before,
         "trigger_to_all_deferred_s": round(deferred_s, 1),
         "run_start_to_last_deferral_db_s": round(float(db_deferred or 0), 1),
         "trigger_to_all_in_a_triggerer_s": round(assigned_s, 1),
@@ -211,10 +242,9 @@ def test_scale_smoke(deployment: Airflow) -> None:
         2,
         af.diagnostics,
     )
-    metrics = run_scale(af, "deploy_scale", SCALE_WAITS, hold_polls=2)
-    metrics["sensor_worker_starts"] = check_sensors_never_on_a_worker(
-        af, "deploy_scale", metrics.pop("run_id"), set()
-    )
+    metrics = run_scale(af, {"deploy_scale": SCALE_WAITS}, hold_polls=2)
+    ((dag_id, run_id),) = metrics.pop("runs")
+    metrics["sensor_worker_starts"] = check_sensors_never_on_a_worker(af, dag_id, run_id, set())
     assert metrics["tis_started_on_a_worker"] == 0, metrics
     assert metrics["worker_runs"] == 0, metrics
     METRICS["scale"] = metrics

@@ -18,7 +18,7 @@ from tests.deployment.scale_plan import (
     DATAPROC_GOOGLE,
     DATAPROC_GOOGLE_DIRECT,
     DATAPROC_OURS,
-    SCALE_WAITS,
+    scale_dags,
 )
 
 START = datetime(2024, 1, 1)
@@ -84,9 +84,10 @@ def google_dag(dag_id: str, waits: list[Wait], start_from_trigger: bool) -> DAG:
     return dag
 
 
-scale = waits_dag(
-    "deploy_scale", SCALE_WAITS, "The scale scenario: sensors over every service, from the triggerer."
-)
+for _dag_id, _waits in scale_dags().items():
+    globals()[_dag_id] = waits_dag(
+        _dag_id, _waits, "The scale scenario: sensors over every service, from the triggerer."
+    )
 scale_dataproc = waits_dag("deploy_scale_dataproc", DATAPROC_OURS, "This provider's Dataproc sensors.")
 if importlib.util.find_spec("airflow.providers.google") is not None:
     scale_google = google_dag("deploy_scale_google", DATAPROC_GOOGLE, start_from_trigger=False)
