@@ -119,27 +119,36 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """In the child process (JOBSTATUS_DEPLOY_VENV already set for the google phase): one deployment."""
     from tests.deployment import harness
     from tests.deployment.scale_plan import (
-        DATAPROC_GOOGLE,
-        DATAPROC_GOOGLE_DIRECT,
-        DATAPROC_OURS,
+        dataproc_waits,
         scale_dags,
         scale_waits,
     )
     from tests.deployment.test_scale import run_scale
 
     phase = args.phase
+    # The harness builds the plans from the arguments, as the DAG files do from the settings' environment
+    # (scale_plan's module-level plans are the smoke's sizes in this process).
+    ours = dataproc_waits("scale-ours", args.dataproc, args.poll)
     scenarios: list[tuple[str, dict[str, list[Any]], bool]]
     if phase == "ours":
         scale = scale_dags(scale_waits(args.waits, args.poll), args.dag_size)
         scenarios = [
             ("deploy_scale", scale, False),
-            ("deploy_scale_dataproc", {"deploy_scale_dataproc": DATAPROC_OURS}, False),
+            ("deploy_scale_dataproc", {"deploy_scale_dataproc": ours}, False),
         ]
     else:
         scenarios = [
-            ("deploy_scale_dataproc", {"deploy_scale_dataproc": DATAPROC_OURS}, False),
-            ("deploy_scale_google", {"deploy_scale_google": DATAPROC_GOOGLE}, True),
-            ("deploy_scale_google_direct", {"deploy_scale_google_direct": DATAPROC_GOOGLE_DIRECT}, True),
+            ("deploy_scale_dataproc", {"deploy_scale_dataproc": ours}, False),
+            (
+                "deploy_scale_google",
+                {"deploy_scale_google": dataproc_waits("scale-google", args.dataproc, args.poll)},
+                True,
+            ),
+            (
+                "deploy_scale_google_direct",
+                {"deploy_scale_google_direct": dataproc_waits("scale-gdirect", args.dataproc, args.poll)},
+                True,
+            ),
         ]
     root = Path(tempfile.mkdtemp(prefix=f"jobstatus-scale-{phase}-", dir="/tmp"))
     out: dict[str, Any] = {"root": str(root)}
@@ -169,7 +178,10 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
             metrics["load_after"] = os.getloadavg()
             metrics["wall_s"] = round(time.monotonic() - t0, 1)
             out[dag_id] = metrics
-            print(f"[{phase}] {dag_id}: {json.dumps(metrics)[:2000]}", flush=True)
+            print(
+                f"[{phase}] {dag_id}: {json.dumps({k: v for k, v in metrics.items() if k != 'runs'})}",
+                flush=True,
+            )
     return out
 
 
