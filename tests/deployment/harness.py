@@ -531,8 +531,8 @@ class Airflow:
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-            **settings,
         )
+        env.update(settings)  # a setting may replace one of the above (the benchmark's PYTHONPATH)
         return env
 
     def run(self, name: str, *args: str, timeout: float = 600) -> None:
