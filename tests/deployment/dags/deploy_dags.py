@@ -47,6 +47,9 @@ def make_task(wait: Wait, **extra: Any) -> BaseOperator:
             return CdmStartJobOperator(cluster_id=CDM_CLUSTER, job_name=wait.job_id, **common)
         return DliRunSqlJobOperator(sql=wait.sql, queue_name="default", database_name="deploy", **common)
     common["poke_interval"] = wait.poll
+    # The fleet and triggerer-loss scenarios check each job's own reads per interval: per-job polling,
+    # as in the benchmarks' fleets (coalesce="auto" is measured by test_scale.py and the wire tests).
+    common.setdefault("coalesce", False)
     if wait.kind == "dataproc":
         return DataprocJobStatusSensor(job_id=wait.job_id, region=REGION, **common)
     if wait.kind == "dataflow":

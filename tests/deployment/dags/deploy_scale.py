@@ -7,6 +7,8 @@ components venv, benchmarks/deployment_scale.py); its tasks use the ``google_sim
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +67,10 @@ def waits_dag(dag_id: str, waits: list[Wait], doc: str) -> DAG:
 def google_dag(dag_id: str, waits: list[Wait], start_from_trigger: bool) -> DAG:
     from airflow.providers.google.cloud.operators.dataproc import DataprocSubmitJobOperator
 
+    # The project given explicitly: the provider's DataprocAsyncHook has no ``project_id`` to fall back
+    # on, so its trigger fails with AttributeError when the operator leaves it to the connection.
+    conn = json.loads(os.environ.get(f"AIRFLOW_CONN_{GOOGLE_CONN.upper()}", "{}"))
+    project = conn.get("extra", {}).get("project")
     with DAG(dag_id, schedule=None, start_date=START, catchup=False, tags=TAGS) as dag:
         for wait in waits:
             DataprocSubmitJobOperator(
@@ -75,6 +81,7 @@ def google_dag(dag_id: str, waits: list[Wait], start_from_trigger: bool) -> DAG:
                     "pyspark_job": {"main_python_file_uri": "gs://sim-bucket/job.py"},
                 },
                 region=REGION,
+                project_id=project,
                 gcp_conn_id=GOOGLE_CONN,
                 deferrable=True,
                 start_from_trigger=start_from_trigger,
