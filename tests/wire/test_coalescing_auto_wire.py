@@ -12,123 +12,28 @@ from typing import Any
 
 import pytest
 
-from airflow_jobstatus.hooks import gcp, huawei_async
 from airflow_jobstatus.simulator import Simulator
 from airflow_jobstatus.simulator.vertex_grpc import vertex_available
-from airflow_jobstatus.triggers.coalescing import AUTO_MIN_WAITS, active_pollers
-from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+from airflow_jobstatus.triggers.coalescing import AUTO_MIN_WAITS
+from tests.wire import coalescing_cases
+from tests.wire.coalescing_cases import CASES, run_waits, service_of, waits_of, where
 
-POLL = 0.25
 FEW = 2  # below AUTO_MIN_WAITS: per-job reads
 MANY = 6  # >= 2 x a Huawei list's first pages (DLI Spark: three states): auto coalesces every service here
-#: Per service: (success timeline, failure timeline, the list method, the read method, job ref fields).
-CASES: dict[str, dict[str, Any]] = {
-    "dataproc": {
-        "ok": [
-            {"state": "PENDING", "duration": 0.6},
-            {"state": "RUNNING", "duration": 1.2},
-            {"state": "DONE"},
-        ],
-        "bad": [{"state": "RUNNING", "duration": 1.2}, {"state": "ERROR", "details": "Driver exited 7"}],
-        "list": "ListJobs",
-        "read": "GetJob",
-        "ref": {"region": "europe-west1"},
-    },
-    "dataflow": {
-        "ok": [{"state": "JOB_STATE_RUNNING", "duration": 1.5}, {"state": "JOB_STATE_DONE"}],
-        "bad": [{"state": "JOB_STATE_RUNNING", "duration": 1.2}, {"state": "JOB_STATE_FAILED"}],
-        "list": "ListJobs",
-        "read": "GetJob",
-        "ref": {"location": "europe-west1"},
-    },
-    "vertex_ai": {
-        "ok": [
-            {"state": "JOB_STATE_PENDING", "duration": 0.6},
-            {"state": "JOB_STATE_RUNNING", "duration": 1.2},
-            {"state": "JOB_STATE_SUCCEEDED"},
-        ],
-        "bad": [
-            {"state": "JOB_STATE_RUNNING", "duration": 1.2},
-            {"state": "JOB_STATE_FAILED", "error": "OOM"},
-        ],
-        "list": "ListCustomJobs",
-        "read": "GetCustomJob",
-        "ref": {"location": "europe-west1"},
-    },
-    "dli:spark": {
-        "ok": [
-            {"state": "starting", "duration": 0.6},
-            {"state": "running", "duration": 1.2},
-            {"state": "success"},
-        ],
-        "bad": [{"state": "running", "duration": 1.2}, {"state": "dead"}],
-        "list": "ListSparkJobs",
-        "read": "ShowSparkJobStatus",
-        "ref": {"job_type": "spark"},
-    },
-    "dli": {
-        "ok": [
-            {"state": "LAUNCHING", "duration": 0.6},
-            {"state": "RUNNING", "duration": 1.2, "progress": 0.5},
-            {"state": "FINISHED", "progress": 1},
-        ],
-        "bad": [{"state": "RUNNING", "duration": 1.2}, {"state": "FAILED", "message": "DLI.0005: syntax"}],
-        "list": "ListSqlJobs",
-        "read": "ShowSqlJobProgress",
-        "ref": {"job_type": "sql"},
-    },
-}
-LISTABLE = [s for s in CASES if s != "dli" and (s != "vertex_ai" or vertex_available())]
-
-
-def service_of(case_name: str) -> str:
-    return case_name.split(":")[0]
+#: The shared timelines twice as long: auto decides over several list rounds before the jobs end.
+STRETCH = 2.0
+LISTABLE = [s for s in CASES if s not in ("dli", "dli_flink") and (s != "vertex_ai" or vertex_available())]
 
 
 def add_jobs(sim: Simulator, case_name: str, tag: str, count: int) -> list[str]:
-    """``count`` jobs, every third one failing, their ends 0.1 s apart."""
-    case = CASES[case_name]
-    ids = [f"{tag}-{i}" for i in range(count)]
-    for i, job_id in enumerate(ids):
-        timeline = [dict(p) for p in (case["bad"] if i % 3 == 2 else case["ok"])]
-        timeline[0]["duration"] = timeline[0]["duration"] + 0.1 * i
-        where = {"job_type": "spark"} if case_name == "dli:spark" else {}
-        sim.add_job(service_of(case_name), job_id, timeline, **where)
-    return ids
-
-
-async def run_waits(waits: list[tuple[str, str]], **kw: Any) -> list[dict[str, Any]]:
-    """One trigger per (case, job id) on this loop, as a triggerer runs them; each one's first event.
-    ``kw``: the trigger's arguments (no ``coalesce``: the default)."""
-
-    async def one(case_name: str, job_id: str) -> dict[str, Any]:
-        ref = {"job_id": job_id, **CASES[case_name]["ref"]}
-        trigger = JobStatusTrigger(service_of(case_name), ref, poll_interval=POLL, max_backoff=0.2, **kw)
-        agen = trigger.run()
-        try:
-            return dict((await agen.__anext__()).payload)
-        finally:
-            await agen.aclose()
-
-    try:
-        return list(await asyncio.gather(*(one(c, j) for c, j in waits)))
-    finally:
-        assert active_pollers() == {}  # every trigger's end left its poller
-        await gcp.aclose_shared_clients()
-        await huawei_async.aclose_sessions()
+    return coalescing_cases.add_jobs(sim, case_name, tag, count, stretch=STRETCH)
 
 
 def warm_up(sim: Simulator, case_name: str) -> None:
     """One wait on a finished job first: the SDK's import and first channel (seconds for Vertex AI) do
     not fall into the per-job run's first poll, so both runs see the same phases."""
-    case = CASES[case_name]
-    where = {"job_type": "spark"} if case_name == "dli:spark" else {}
-    sim.add_job(service_of(case_name), "warm", case["ok"][-1:], **where)
+    sim.add_job(service_of(case_name), "warm", CASES[case_name]["ok"][-1:], **where(case_name))
     asyncio.run(run_waits([(case_name, "warm")], coalesce=False))
-
-
-def waits_of(case_name: str, ids: list[str]) -> list[tuple[str, str]]:
-    return [(case_name, job_id) for job_id in ids]
 
 
 def comparable(payload: dict[str, Any], tag: str) -> dict[str, Any]:

@@ -11,65 +11,21 @@ import pytest
 from airflow_jobstatus.core.exceptions import BadRequestError
 from airflow_jobstatus.hooks import huawei_async
 from airflow_jobstatus.simulator import Simulator
-from airflow_jobstatus.triggers.coalescing import active_pollers
 from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+from tests.wire.coalescing_cases import POLL, add_jobs, outcome, run_waits, waits_of
 
 SERVICE = "dli_flink"
-POLL = 0.25
-OK = [
-    {"state": "job_submitting", "duration": 0.3},
-    {"state": "job_running", "duration": 0.6, "restart_times": 1},
-    {"state": "job_finish", "status_desc": "bounded source drained", "restart_times": 1},
-]
-BAD = [
-    {"state": "job_running", "duration": 0.7},
-    {"state": "job_running_exception", "status_desc": "TaskManager lost", "restart_times": 3},
-]
 JOBS = 6  # four succeed, two fail
 
 
-def add_jobs(sim: Simulator, first: int) -> list[str]:
-    ids = [str(first + i) for i in range(JOBS)]
-    for i, job_id in enumerate(ids):
-        timeline = [dict(p) for p in (BAD if i % 3 == 2 else OK)]
-        timeline[0]["duration"] += 0.1 * i
-        sim.add_job(SERVICE, job_id, timeline)
-    return ids
-
-
-async def wait_all(ids: list[str], coalesce: bool, **kw: Any) -> list[dict[str, Any]]:
-    async def one(job_id: str) -> dict[str, Any]:
-        trigger = JobStatusTrigger(
-            SERVICE, {"job_id": job_id}, poll_interval=POLL, max_backoff=0.2, coalesce=coalesce, **kw
-        )
-        agen = trigger.run()
-        try:
-            return dict((await agen.__anext__()).payload)
-        finally:
-            await agen.aclose()
-
-    try:
-        return list(await asyncio.gather(*(one(j) for j in ids)))
-    finally:
-        assert active_pollers() == {}
-        await huawei_async.aclose_sessions()
-
-
-def outcome(payload: dict[str, Any]) -> tuple[Any, ...]:
-    job = payload.get("job_status") or {}
-    return (
-        payload["status"],
-        job.get("state"),
-        job.get("native_state"),
-        job.get("message"),
-        job.get("counters"),
-    )
+def wait_all(ids: list[str], coalesce: bool, **kw: Any) -> list[dict[str, Any]]:
+    return asyncio.run(run_waits(waits_of(SERVICE, ids), coalesce=coalesce, **kw))
 
 
 def test_same_outcomes_with_list_calls(sim: Simulator) -> None:
-    per_job = asyncio.run(wait_all(add_jobs(sim, 100), coalesce=False))
+    per_job = wait_all(add_jobs(sim, SERVICE, "100", JOBS), coalesce=False)
     before = sim.method_calls(SERVICE)
-    coalesced = asyncio.run(wait_all(add_jobs(sim, 200), coalesce=True))
+    coalesced = wait_all(add_jobs(sim, SERVICE, "200", JOBS), coalesce=True)
     after = sim.method_calls(SERVICE)
     calls = {m: after.get(m, 0) - before.get(m, 0) for m in after}
 
@@ -91,7 +47,7 @@ def test_waiting_for_running_is_answered_from_the_list(sim: Simulator) -> None:
             job_id,
             [{"state": "job_submitting", "duration": 0.2 + 0.1 * i}, {"state": "job_running"}],
         )
-    payloads = asyncio.run(wait_all(ids, coalesce=True, success_states=["RUNNING"]))
+    payloads = wait_all(ids, coalesce=True, success_states=["RUNNING"])
     assert [(p["status"], p["job_status"]["native_state"]) for p in payloads] == [
         ("success", "job_running")
     ] * 4
@@ -99,9 +55,9 @@ def test_waiting_for_running_is_answered_from_the_list(sim: Simulator) -> None:
 
 
 def test_a_failed_list_call_is_retried_by_every_wait(sim: Simulator) -> None:
-    ids = add_jobs(sim, 400)
+    ids = add_jobs(sim, SERVICE, "400", JOBS)
     sim.inject_fault("http_503", count=1, service=SERVICE)  # the first call is the first list call
-    payloads = asyncio.run(wait_all(ids, coalesce=True))
+    payloads = wait_all(ids, coalesce=True)
     assert [p["status"] for p in payloads] == ["success", "success", "failure"] * 2
 
 

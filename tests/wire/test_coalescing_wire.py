@@ -11,117 +11,30 @@ import pytest
 from airflow_jobstatus.hooks import gcp, huawei_async
 from airflow_jobstatus.simulator import Simulator
 from airflow_jobstatus.simulator.vertex_grpc import vertex_available
-from airflow_jobstatus.triggers.coalescing import active_pollers
-from airflow_jobstatus.triggers.job_status import JobStatusTrigger
+from tests.wire.coalescing_cases import (
+    CASES,
+    add_jobs,
+    outcome,
+    run_waits,
+    service_of,
+    waits_of,
+    where,
+)
 
-POLL = 0.25
-#: Per service: (success timeline, failure timeline, the list method, the read method, job ref fields).
-CASES: dict[str, dict[str, Any]] = {
-    "dataproc": {
-        "ok": [
-            {"state": "PENDING", "duration": 0.3},
-            {"state": "RUNNING", "duration": 0.6},
-            {"state": "DONE"},
-        ],
-        "bad": [{"state": "RUNNING", "duration": 0.7}, {"state": "ERROR", "details": "Driver exited 7"}],
-        "list": "ListJobs",
-        "read": "GetJob",
-        "ref": {"region": "europe-west1"},
-    },
-    "dataflow": {
-        "ok": [{"state": "JOB_STATE_RUNNING", "duration": 0.9}, {"state": "JOB_STATE_DONE"}],
-        "bad": [{"state": "JOB_STATE_RUNNING", "duration": 0.7}, {"state": "JOB_STATE_FAILED"}],
-        "list": "ListJobs",
-        "read": "GetJob",
-        "ref": {"location": "europe-west1"},
-    },
-    "vertex_ai": {
-        "ok": [
-            {"state": "JOB_STATE_PENDING", "duration": 0.3},
-            {"state": "JOB_STATE_RUNNING", "duration": 0.6},
-            {"state": "JOB_STATE_SUCCEEDED"},
-        ],
-        "bad": [
-            {"state": "JOB_STATE_RUNNING", "duration": 0.7},
-            {"state": "JOB_STATE_FAILED", "error": "OOM"},
-        ],
-        "list": "ListCustomJobs",
-        "read": "GetCustomJob",
-        "ref": {"location": "europe-west1"},
-    },
-    "dli": {
-        "ok": [
-            {"state": "LAUNCHING", "duration": 0.3},
-            {"state": "RUNNING", "duration": 0.6, "progress": 0.5},
-            {"state": "FINISHED", "progress": 1},
-        ],
-        "bad": [{"state": "RUNNING", "duration": 0.7}, {"state": "FAILED", "message": "DLI.0005: syntax"}],
-        "list": "ListSqlJobs",
-        "read": "ShowSqlJobProgress",
-        "ref": {"job_type": "sql"},
-    },
-    "dli:spark": {
-        "ok": [
-            {"state": "starting", "duration": 0.3},
-            {"state": "running", "duration": 0.6},
-            {"state": "success"},
-        ],
-        "bad": [{"state": "running", "duration": 0.7}, {"state": "dead"}],
-        "list": "ListSparkJobs",
-        "read": "ShowSparkJobStatus",
-        "ref": {"job_type": "spark"},
-    },
-}
-SERVICES = [s for s in CASES if s != "vertex_ai" or vertex_available()]
+SERVICES = [s for s in CASES if s != "dli_flink" and (s != "vertex_ai" or vertex_available())]
 JOBS = 6  # per mode: four succeed, two fail
 
 
-def add_jobs(sim: Simulator, case_name: str, tag: str) -> list[str]:
-    case = CASES[case_name]
-    ids = [f"{tag}-{i}" for i in range(JOBS)]
-    for i, job_id in enumerate(ids):
-        timeline = [dict(p) for p in (case["bad"] if i % 3 == 2 else case["ok"])]
-        timeline[0]["duration"] = timeline[0]["duration"] + 0.1 * i  # not all at once
-        sim.add_job(case_name.split(":")[0], job_id, timeline, **where(case_name))
-    return ids
-
-
-def where(case_name: str) -> dict[str, str]:
-    return {"job_type": "spark"} if case_name == "dli:spark" else {}
-
-
-async def wait_all(case_name: str, ids: list[str], coalesce: bool) -> list[dict[str, Any]]:
-    """One trigger per job on this loop, as a triggerer runs them; each one's first event."""
-    service = case_name.split(":")[0]
-
-    async def one(job_id: str) -> dict[str, Any]:
-        ref = {"job_id": job_id, **CASES[case_name]["ref"]}
-        trigger = JobStatusTrigger(service, ref, poll_interval=POLL, max_backoff=0.2, coalesce=coalesce)
-        agen = trigger.run()
-        try:
-            return dict((await agen.__anext__()).payload)
-        finally:
-            await agen.aclose()
-
-    try:
-        return list(await asyncio.gather(*(one(j) for j in ids)))
-    finally:
-        assert active_pollers() == {}  # every trigger's end left its poller
-        await gcp.aclose_shared_clients()
-        await huawei_async.aclose_sessions()
-
-
-def outcome(payload: dict[str, Any]) -> tuple[Any, ...]:
-    job = payload.get("job_status") or {}
-    return payload["status"], job.get("state"), job.get("native_state"), job.get("message")
+def wait_all(case_name: str, ids: list[str], coalesce: bool) -> list[dict[str, Any]]:
+    return asyncio.run(run_waits(waits_of(case_name, ids), coalesce=coalesce))
 
 
 @pytest.mark.parametrize("case_name", SERVICES)
 def test_same_outcomes_with_list_calls(sim: Simulator, case_name: str) -> None:
-    service = case_name.split(":")[0]
-    per_job = asyncio.run(wait_all(case_name, add_jobs(sim, case_name, "solo"), coalesce=False))
+    service = service_of(case_name)
+    per_job = wait_all(case_name, add_jobs(sim, case_name, "solo", JOBS), coalesce=False)
     before = sim.method_calls(service)
-    coalesced = asyncio.run(wait_all(case_name, add_jobs(sim, case_name, "team"), coalesce=True))
+    coalesced = wait_all(case_name, add_jobs(sim, case_name, "team", JOBS), coalesce=True)
     after = sim.method_calls(service)
     calls = {m: after.get(m, 0) - before.get(m, 0) for m in after}
 
@@ -135,10 +48,10 @@ def test_same_outcomes_with_list_calls(sim: Simulator, case_name: str) -> None:
 
 @pytest.mark.parametrize("service", ["dataproc", "dli"])
 def test_a_failed_list_call_is_retried_by_every_wait(sim: Simulator, service: str) -> None:
-    ids = add_jobs(sim, service, "flaky")
+    ids = add_jobs(sim, service, "flaky", JOBS)
     kind = "grpc_unavailable" if service == "dataproc" else "http_503"
     sim.inject_fault(kind, count=1, service=service)  # the first call is the first list call
-    payloads = asyncio.run(wait_all(service, ids, coalesce=True))
+    payloads = wait_all(service, ids, coalesce=True)
     assert [p["status"] for p in payloads] == ["success", "success", "failure"] * 2
     assert sim.method_calls(service)[CASES[service]["list"]] >= 4
 
@@ -153,7 +66,7 @@ def test_the_list_reads_every_page_of_active_jobs_only(
     from airflow_jobstatus.hooks.base import make_hook
     from airflow_jobstatus.services import get_service
 
-    service, case = case_name.split(":")[0], CASES[case_name]
+    service, case = service_of(case_name), CASES[case_name]
     for i in range(250):
         sim.add_job(service, f"run-{i:03d}", case["ok"][-2:-1], **where(case_name))  # running, forever
     for i in range(5):
