@@ -2,18 +2,29 @@
 
 A full collection walks every tracked object with the event loop stopped. In a triggerer most of
 them are Airflow's, the SDKs' and the providers' import-time objects (~200,000: ~180 ms a walk on
-the benchmark machine), which live as long as the process. ``[jobstatus] triggerer_gc_freeze``
-(default True): once per service, after the first read of that service's first wait in this process
-(its SDK and client are imported by then), ``gc.collect(1)`` then ``gc.freeze()`` move everything
-alive into the permanent generation, so later full collections walk only the objects created after
-(the waits themselves). It is process-wide: the other providers' triggers of the triggerer get the
-shorter collections too; what is alive at a freeze and later becomes cyclic garbage is not freed
-(Airflow's DAG processor and LocalExecutor freeze the same way). ``False`` leaves the collector alone.
+the benchmark machine), which live as long as the process, and then the waits themselves (~18 each:
+~150 ms more at 10,000). ``[jobstatus] triggerer_gc_freeze`` (default True) moves them into the
+permanent generation with ``gc.freeze()``, at a wait's first read (its SDK is imported by then):
+
+- once per service, after ``gc.collect(1)`` (the young generations only): the import-time objects;
+- again every ``REFREEZE_EVERY`` of this provider's waits started, after a full ``gc.collect()``,
+  which walks only what is not frozen yet (the objects since the last freeze: a few ms), so only live
+  objects are frozen: the waits alive then;
+- and once ``RELEASE_AFTER`` waits, and twice as many as are alive, have ended since the last
+  release, ``gc.unfreeze()`` first, so that refreeze's full collection walks everything once (as long
+  as one of the default's: ~450 ms at 10,000 waits, so once per two turnovers of the fleet instead of
+  every few seconds): what a freeze kept and later became cyclic garbage is freed then. This
+  provider's ended waits leave none (benchmarks/results/notes.md); another provider's triggers might.
+
+No frozen count is read on the way (``gc.get_freeze_count()`` walks the whole permanent generation).
+
+It is process-wide: the other providers' triggers of the triggerer get the shorter collections too.
+``False`` leaves the collector alone.
 
 ``[jobstatus] triggerer_gc_threshold`` (e.g. ``700,10,1000``, unset by default) is applied with
 ``gc.set_threshold`` once per process, by the first of this provider's triggers to run in a
-triggerer: for fleets beyond what the freeze keeps short (benchmarks/results/notes.md). A triggerer
-that reaches ``MANY_WAITS`` of this provider's waits without it says so once.
+triggerer: for a triggerer with the freeze off (benchmarks/results/notes.md). One that reaches
+``MANY_WAITS`` of this provider's waits with neither says so once.
 """
 
 from __future__ import annotations
@@ -28,7 +39,15 @@ MANY_WAITS = 2000
 #: The value the deployment guide and the benchmarks use.
 RECOMMENDED = "700,10,1000"
 
+#: This provider's waits started in this process between two freezes of the waits alive.
+REFREEZE_EVERY = 1000
+#: Waits ended since the last release (and at least twice the waits alive) before the next refreeze
+#: gives the frozen objects back to a full collection.
+RELEASE_AFTER = 10 * REFREEZE_EVERY
+
 _state = {"applied": False, "suggested": False, "waits": 0}
+#: Waits started in this process, ``started`` at the last freeze, waits ended since the last release.
+_freezes = {"started": 0, "at_freeze": 0, "ended": 0}
 #: Services whose first read in this process has been followed by a freeze (or that need none).
 _frozen_for: set[str] = set()
 
@@ -73,11 +92,12 @@ def apply_once(log: Any) -> None:
 
 
 def wait_started(log: Any) -> None:
-    """Count a wait in; at ``MANY_WAITS`` without the setting, suggest it once."""
+    """Count a wait in; at ``MANY_WAITS`` with neither the freeze nor the setting, suggest it once."""
     _state["waits"] += 1
+    _freezes["started"] += 1
     if _state["waits"] >= MANY_WAITS and not _state["suggested"]:
         _state["suggested"] = True
-        if not configured():
+        if not configured() and not _freezing():
             log.warning(
                 "%d waits in this triggerer: full garbage collections may now stop its event loop "
                 "for hundreds of ms. Consider [%s] %s = %s (see the provider's deployment guide).",
@@ -90,6 +110,14 @@ def wait_started(log: Any) -> None:
 
 def wait_ended() -> None:
     _state["waits"] -= 1
+    _freezes["ended"] += 1
+
+
+def _freezing() -> bool:
+    try:
+        return freeze_enabled()
+    except ValueError:
+        return False
 
 
 def freeze_enabled() -> bool:
@@ -105,30 +133,51 @@ def freeze_enabled() -> bool:
 
 
 def after_first_read(service: str, log: Any) -> None:
-    """After a wait's first read in a triggerer: the first time for ``service``, freeze what is alive.
+    """After a wait's first read in a triggerer: freeze what is alive, the first time for ``service``
+    and every ``REFREEZE_EVERY`` waits started since the last freeze.
 
-    Cheap after the first call per service (a set lookup). ``gc.collect(1)`` first frees the young
-    garbage (the old generation is not collected: that is the long pause this avoids).
-    """
-    if service in _frozen_for:
+    Cheap otherwise (a set lookup and a subtraction)."""
+    first = service not in _frozen_for
+    if not first and _freezes["started"] - _freezes["at_freeze"] < REFREEZE_EVERY:
         return
     _frozen_for.add(service)
+    _freezes["at_freeze"] = _freezes["started"]
     try:
         enabled = freeze_enabled()
     except ValueError as err:  # a bad setting must not fail waits: say so and do not freeze
-        log.error("%s Not freezing.", err)
+        if first:
+            log.error("%s Not freezing.", err)
         return
-    if not enabled:
+    if enabled:
+        _freeze(f"the first {service} read" if first else f"{REFREEZE_EVERY} more waits", first, log)
+
+
+def _freeze(why: str, first: bool, log: Any) -> None:
+    if first:
+        gc.collect(1)  # the young generations: the old one is the long walk this avoids
+        gc.freeze()
+        log.info(
+            "[%s] %s: after %s, the objects alive moved out of the garbage collector's walks (gc.freeze).",
+            SECTION,
+            FREEZE_KEY,
+            why,
+        )
         return
-    before = gc.get_freeze_count()
-    gc.collect(1)
+    ended = _freezes["ended"]
+    release = ended >= max(RELEASE_AFTER, 2 * _state["waits"])
+    if release:
+        _freezes["ended"] = 0
+        gc.unfreeze()  # what the freezes kept goes back: this collection walks everything
+    found = gc.collect()  # otherwise it walks only what is not frozen: the objects since the last freeze
     gc.freeze()
     log.info(
-        "[%s] %s: %d objects alive after the first %s read moved out of the garbage collector's walks "
-        "(gc.freeze; %d frozen in this process).",
+        "[%s] %s: after %s, %s freed %d objects in cycles; the %d waits alive are frozen.",
         SECTION,
         FREEZE_KEY,
-        gc.get_freeze_count() - before,
-        service,
-        gc.get_freeze_count(),
+        why,
+        f"a full collection of everything ({ended} waits ended since the last)"
+        if release
+        else "a full collection of the unfrozen",
+        found,
+        _state["waits"],
     )

@@ -73,6 +73,7 @@ def test_timers_are_released_once_their_tick_has_passed_and_with_their_loop():
 def fresh_gc_state(monkeypatch):
     before = gc.get_threshold()
     monkeypatch.setattr(triggerer_gc, "_state", {"applied": False, "suggested": False, "waits": 0})
+    monkeypatch.setattr(triggerer_gc, "_freezes", {"started": 0, "at_freeze": 0, "ended": 0})
     yield
     gc.set_threshold(*before)
 
@@ -131,13 +132,20 @@ def test_unset_changes_nothing_and_a_bad_value_is_logged_not_raised(monkeypatch,
     assert "three positive integers" in log.records[0][1]
 
 
-def test_many_waits_without_the_setting_suggest_it_once(monkeypatch, fresh_gc_state):
+@pytest.mark.parametrize("freeze", ["False", "True"])
+def test_many_waits_with_neither_freeze_nor_setting_suggest_it_once(monkeypatch, fresh_gc_state, freeze):
+    """With the freeze off, MANY_WAITS waits suggest the threshold once; the freeze (the default)
+    keeps full collections short at any fleet size, so nothing is suggested then."""
     monkeypatch.delenv("AIRFLOW__JOBSTATUS__TRIGGERER_GC_THRESHOLD", raising=False)
+    monkeypatch.setenv("AIRFLOW__JOBSTATUS__TRIGGERER_GC_FREEZE", freeze)
     log = RecordingLog()
     for _ in range(triggerer_gc.MANY_WAITS + 10):
         triggerer_gc.wait_started(log)
     warnings = [m for level, m in log.records if level == "warning"]
-    assert len(warnings) == 1 and "triggerer_gc_threshold = 700,10,1000" in warnings[0]
+    if freeze == "True":
+        assert not warnings
+    else:
+        assert len(warnings) == 1 and "triggerer_gc_threshold = 700,10,1000" in warnings[0]
 
 
 def test_waits_are_counted_out_when_they_end(monkeypatch, fresh_gc_state, trigger_hook, sleeps):
